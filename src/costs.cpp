@@ -1,0 +1,70 @@
+#include "nasforge/costs.h"
+
+#include <algorithm>
+
+#include "nasforge/error.h"
+#include "nasforge/ops.h"
+
+namespace nasforge {
+namespace {
+std::int64_t numel(const Shape& s) {
+  std::int64_t n = 1;
+  for (auto d : s) n *= d;
+  return n;
+}
+}  // namespace
+
+AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& options) {
+  NASFORGE_CHECK(options.batch >= 1, "analytic_costs: expected batch >= 1, got {}", options.batch);
+  NASFORGE_CHECK(options.bytes_per_element >= 1,
+                 "analytic_costs: expected bytes_per_element >= 1, got {}",
+                 options.bytes_per_element);
+  const auto n = static_cast<int>(net.layers.size());
+  const std::int64_t scale = options.batch * options.bytes_per_element;
+
+  AnalyticCosts total;
+  total.layers.reserve(net.layers.size());
+  // last_use[i + 1]: index of the last layer reading tensor i (i = -1 is the network input).
+  std::vector<int> last_use(n + 1, -1);
+  std::vector<std::int64_t> bytes(n + 1, 0);
+  std::vector<std::int64_t> workspace(n, 0);
+  bytes[0] = numel(net.input_shape) * scale;
+  for (int i = 0; i < n; ++i) {
+    const auto& l = net.layers[i];
+    const OpDef& def = find_op(l.op);
+    LayerCost c = def.cost(l.input_shapes, l.output_shape, l.attrs);
+    LayerCosts lc{l.name, l.op, c.params, c.macs * options.batch,
+                  def.materialized ? numel(l.output_shape) * scale : 0};
+    total.params += lc.params;
+    total.macs += lc.macs;
+    bytes[i + 1] = lc.output_bytes;
+    workspace[i] = c.workspace * scale;
+    for (int in : l.inputs) {
+      NASFORGE_CHECK(in >= -1 && in < i, "analytic_costs: layer {} reads {}, expected an earlier layer",
+                     i, in);
+      last_use[in + 1] = std::max(last_use[in + 1], i);
+    }
+    total.layers.push_back(std::move(lc));
+  }
+
+  // A tensor nobody reads dies right after it is produced (the input: after layer 0).
+  std::vector<std::vector<int>> frees(std::max(n, 1));
+  for (int t = 0; t <= n; ++t) {
+    int at = last_use[t] >= 0 ? std::min(last_use[t], n - 1) : std::max(t - 1, 0);
+    if (t == n && n > 0) continue;  // the output stays alive to the end
+    frees[at].push_back(t);
+  }
+  // Sweep: while layer i runs, every tensor produced before i and read at or after i is alive,
+  // plus i's output and its internal workspace.
+  std::int64_t live = bytes[0];
+  std::int64_t peak = live;
+  for (int i = 0; i < n; ++i) {
+    live += bytes[i + 1];
+    peak = std::max(peak, live + workspace[i]);
+    for (int t : frees[i]) live -= bytes[t];
+  }
+  total.peak_activation_bytes = peak;
+  return total;
+}
+
+}  // namespace nasforge
