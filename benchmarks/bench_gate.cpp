@@ -1,0 +1,129 @@
+// The benchmark regression gate.
+//
+//   nasforge_bench_gate check    BASELINE RUN.json   exit 1 when a tracked benchmark regressed
+//   nasforge_bench_gate baseline BASELINE RUN.json   rewrite BASELINE's ratios from RUN.json
+//
+// RUN.json is Google Benchmark's JSON output with repetitions (medians are used). Each tracked
+// benchmark's median real time is divided by the reference benchmark's median from the same
+// run; a benchmark regresses when that ratio grows by more than the baseline's threshold. The
+// baseline also holds absolute targets (max time, min items per second) checked on every run.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+using nlohmann::json;
+
+namespace {
+
+struct Median {
+  double real_ns = 0;
+  double items_per_second = 0;
+};
+
+double to_ns(double t, const std::string& unit) {
+  if (unit == "ns") return t;
+  if (unit == "us") return t * 1e3;
+  if (unit == "ms") return t * 1e6;
+  if (unit == "s") return t * 1e9;
+  throw std::runtime_error("unknown time unit " + unit);
+}
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", path));
+  return json::parse(in, nullptr, true, true);
+}
+
+std::map<std::string, Median> medians(const json& run) {
+  std::map<std::string, Median> out;
+  for (const auto& b : run.at("benchmarks")) {
+    bool median = b.value("run_type", "") == "aggregate" && b.value("aggregate_name", "") == "median";
+    bool single = b.value("run_type", "") == "iteration" && b.value("repetitions", 1) <= 1;
+    if (!median && !single) continue;
+    std::string name = b.value("run_name", b.at("name").get<std::string>());
+    Median m;
+    m.real_ns = to_ns(b.at("real_time").get<double>(), b.value("time_unit", "ns"));
+    m.items_per_second = b.value("items_per_second", 0.0);
+    out[name] = m;
+  }
+  return out;
+}
+
+int usage() {
+  std::fputs("usage: nasforge_bench_gate check|baseline BASELINE.json RUN.json\n", stderr);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 4) return usage();
+  const std::string mode = argv[1], base_path = argv[2], run_path = argv[3];
+  if (mode != "check" && mode != "baseline") return usage();
+  try {
+    json base = read_json(base_path);
+    auto run = medians(read_json(run_path));
+    const std::string ref = base.at("reference").get<std::string>();
+    if (!run.count(ref)) throw std::runtime_error(fmt::format("{}: no reference benchmark {}", run_path, ref));
+    const double ref_ns = run[ref].real_ns;
+
+    if (mode == "baseline") {
+      json tracked = json::object();
+      for (const auto& [name, m] : run) {
+        if (name != ref) tracked[name] = {{"ratio", m.real_ns / ref_ns}, {"real_ns", m.real_ns}};
+      }
+      base["benchmarks"] = tracked;
+      std::ofstream(base_path) << base.dump(2) << "\n";
+      fmt::print("wrote {} tracked benchmarks to {}\n", tracked.size(), base_path);
+      return 0;
+    }
+
+    const double threshold = base.at("threshold").get<double>();
+    int failures = 0;
+    fmt::print("{:<36} {:>12} {:>10} {:>10} {:>8}  {}\n", "benchmark", "median", "ratio", "baseline", "change", "verdict");
+    for (const auto& [name, entry] : base.at("benchmarks").items()) {
+      auto it = run.find(name);
+      if (it == run.end()) {
+        fmt::print("{:<36} missing from the run\n", name);
+        ++failures;
+        continue;
+      }
+      double ratio = it->second.real_ns / ref_ns, base_ratio = entry.at("ratio").get<double>();
+      double change = ratio / base_ratio - 1;
+      bool bad = change > threshold;
+      failures += bad;
+      fmt::print("{:<36} {:>10.0f}ns {:>10.4f} {:>10.4f} {:>+7.1f}%  {}\n", name, it->second.real_ns, ratio,
+                 base_ratio, 100 * change, bad ? "REGRESSED" : "ok");
+    }
+    const json targets = base.value("targets", json::object());
+    for (const auto& [name, t] : targets.items()) {
+      auto it = run.find(name);
+      if (it == run.end()) {
+        fmt::print("target {}: missing from the run\n", name);
+        ++failures;
+        continue;
+      }
+      if (t.contains("max_real_ns") && it->second.real_ns > t["max_real_ns"].get<double>()) {
+        fmt::print("target {}: {:.0f} ns > {:.0f} ns MISSED\n", name, it->second.real_ns, t["max_real_ns"].get<double>());
+        ++failures;
+      } else if (t.contains("min_items_per_second") &&
+                 it->second.items_per_second < t["min_items_per_second"].get<double>()) {
+        fmt::print("target {}: {:.0f}/s < {:.0f}/s MISSED\n", name, it->second.items_per_second,
+                   t["min_items_per_second"].get<double>());
+        ++failures;
+      } else {
+        fmt::print("target {}: met ({:.0f} ns, {:.0f}/s)\n", name, it->second.real_ns, it->second.items_per_second);
+      }
+    }
+    fmt::print("threshold +{:.0f}% relative to {}; {}\n", 100 * threshold, ref,
+               failures ? fmt::format("{} FAILED", failures) : std::string("all ok"));
+    return failures ? 1 : 0;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "nasforge_bench_gate: {}\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,299 @@
+// The `nasforge` command-line tool. Exit status: 0 success, 2 bad input (usage, unreadable or
+// invalid search space, architecture outside the space), 1 internal error.
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "nasforge/costs.h"
+#include "nasforge/error.h"
+#include "nasforge/ops.h"
+#include "nasforge/search_space.h"
+
+namespace {
+
+using nasforge::SearchSpace;
+using nlohmann::json;
+
+constexpr const char* kUsage = R"(nasforge — neural architecture search engine
+
+Usage:
+  nasforge space inspect FILE [--arch ARCH] [--set K=V]... [--batch B] [--json]
+      Decisions and size of a search space; with --arch, the concrete layers of that
+      architecture and its parameters, MACs (FLOPs = 2 x MACs) and peak activation memory.
+  nasforge space sample FILE [-n N] [--seed S] [--set K=V]... [--batch B] [--json]
+      N random architectures (default 5, seed 0) with their costs.
+  nasforge ops [--json]
+      The op types a search space can use, with their attributes.
+  nasforge --help | --version
+
+ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
+list `7-8-1-...`), a JSON array of option indices, or a JSON object {"decision": value}.
+--set overrides a parameter of the space: --set N=1 --set input=[1,28,28].
+
+Exit status: 0 ok, 2 bad input, 1 internal error.
+)";
+
+struct UsageError : nasforge::Error {
+  using Error::Error;
+};
+
+struct Args {
+  std::vector<std::string> positional;
+  nasforge::ParamOverrides overrides;
+  std::string arch;
+  bool json = false;
+  long long n = 5;
+  unsigned long long seed = 0;
+  long long batch = 1;
+};
+
+long long to_number(const std::string& flag, const std::string& v, long long lo, long long hi) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || x < lo || x > hi) {
+    throw UsageError(fmt::format("{}: expected an integer in [{}, {}], found \"{}\"", flag, lo, hi, v));
+  }
+  return x;
+}
+
+Args parse_args(int argc, char** argv, int first) {
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&](const std::string& flag) -> std::string {
+      if (i + 1 >= argc) throw UsageError(fmt::format("{} expects a value", flag));
+      return argv[++i];
+    };
+    if (s == "--json") {
+      a.json = true;
+    } else if (s == "--arch") {
+      a.arch = value(s);
+    } else if (s == "-n") {
+      a.n = to_number(s, value(s), 1, 10'000'000);
+    } else if (s == "--seed") {
+      a.seed = static_cast<unsigned long long>(to_number(s, value(s), 0, (1LL << 62)));
+    } else if (s == "--batch") {
+      a.batch = to_number(s, value(s), 1, 1 << 20);
+    } else if (s == "--set") {
+      std::string kv = value(s);
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        throw UsageError(fmt::format("--set: expected NAME=VALUE, found \"{}\"", kv));
+      }
+      a.overrides[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (s.size() > 1 && s[0] == '-') {
+      throw UsageError(fmt::format("unknown option \"{}\" (see nasforge --help)", s));
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+json costs_json(const nasforge::AnalyticCosts& c) {
+  return {{"params", c.params},
+          {"macs", c.macs},
+          {"flops", c.flops()},
+          {"peak_activation_bytes", c.peak_activation_bytes}};
+}
+
+std::string arch_text(const SearchSpace& s, const nasforge::Architecture& a) {
+  return s.native_format() ? s.to_native(a) : a.to_string();
+}
+
+json arch_json(const SearchSpace& s, const nasforge::Architecture& a) {
+  if (s.native_format()) return s.to_native(a);
+  return a;
+}
+
+json value_json(const nasforge::Value& v) {
+  if (v.is_int()) return v.as_int();
+  if (v.is_double()) return v.as_double();
+  if (v.is_bool()) return v.as_bool();
+  return v.as_string();
+}
+
+std::string human(double v, const char* unit) {
+  const char* prefixes[] = {"", "K", "M", "G", "T"};
+  int p = 0;
+  while (v >= 1000 && p < 4) {
+    v /= 1000;
+    ++p;
+  }
+  return fmt::format("{:.3g} {}{}", v, prefixes[p], unit);
+}
+
+int cmd_inspect(const Args& a) {
+  if (a.positional.size() != 1) throw UsageError("space inspect: expected one FILE");
+  SearchSpace s = SearchSpace::from_file(a.positional[0], a.overrides);
+  const nasforge::CostOptions opts{.batch = a.batch};
+  if (a.json) {
+    json j;
+    j["name"] = s.name();
+    j["description"] = s.description();
+    j["file"] = s.origin();
+    j["fingerprint"] = s.fingerprint();
+    j["params"] = json::object();
+    for (const auto& [k, v] : s.params()) j["params"][k] = json::parse(v);
+    j["decisions"] = json::array();
+    for (const auto& d : s.decisions()) {
+      json opts_j = json::array();
+      for (const auto& o : d.options) opts_j.push_back(value_json(o));
+      j["decisions"].push_back({{"name", d.name},
+                                {"kind", nasforge::decision_kind_name(d.kind)},
+                                {"options", opts_j},
+                                {"path", d.path},
+                                {"conditional", d.conditional}});
+    }
+    auto size = s.size();
+    j["size"] = {{"exact", size.exact}, {"log10", size.log10}};
+    if (s.native_format()) j["native_format"] = *s.native_format();
+    if (!a.arch.empty()) {
+      auto arch = s.parse_architecture(a.arch);
+      auto net = s.resolve(arch);
+      auto c = nasforge::analytic_costs(net, opts);
+      j["arch"] = {{"choices", arch}, {"named", s.to_json(arch)}};
+      if (s.native_format()) j["arch"]["native"] = s.to_native(arch);
+      j["input_shape"] = net.input_shape;
+      j["layers"] = json::array();
+      for (std::size_t i = 0; i < net.layers.size(); ++i) {
+        const auto& l = net.layers[i];
+        json attrs = json::object();
+        for (const auto& [k, v] : l.attrs.values()) attrs[k] = value_json(v);
+        j["layers"].push_back({{"name", l.name},
+                               {"op", l.op},
+                               {"choice", l.choice},
+                               {"inputs", l.inputs},
+                               {"output_shape", l.output_shape},
+                               {"attrs", attrs},
+                               {"params", c.layers[i].params},
+                               {"macs", c.layers[i].macs}});
+      }
+      j["costs"] = costs_json(c);
+      j["costs"]["batch"] = a.batch;
+    }
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  // Parse and resolve before printing anything, so a bad --arch prints only its error.
+  std::optional<nasforge::Architecture> arch;
+  std::optional<nasforge::ConcreteNetwork> net;
+  if (!a.arch.empty()) {
+    arch = s.parse_architecture(a.arch);
+    net = s.resolve(*arch);
+  }
+  fmt::print("{}", s.summary());
+  if (arch) {
+    auto c = nasforge::analytic_costs(*net, opts);
+    fmt::print("\narchitecture {}\n", arch_text(s, *arch));
+    fmt::print("{:>4} {:<36} {:<26} {:<16} {:>10} {:>14}\n", "#", "layer", "op", "output", "params", "MACs");
+    for (std::size_t i = 0; i < net->layers.size(); ++i) {
+      const auto& l = net->layers[i];
+      fmt::print("{:>4} {:<36} {:<26} {:<16} {:>10} {:>14}\n", i, l.name,
+                 l.choice.empty() ? l.op : l.op + ":" + l.choice,
+                 nasforge::shape_to_string(l.output_shape), c.layers[i].params, c.layers[i].macs);
+    }
+    fmt::print("\nparams {} ({})\nMACs   {} ({}; FLOPs = 2 x MACs = {}) at batch {}\n"
+               "peak activation memory {} bytes ({}) at batch {}, float32\n",
+               c.params, human(static_cast<double>(c.params), ""), c.macs,
+               human(static_cast<double>(c.macs), ""), human(static_cast<double>(c.flops()), ""),
+               a.batch, c.peak_activation_bytes,
+               human(static_cast<double>(c.peak_activation_bytes), "B"), a.batch);
+  }
+  return 0;
+}
+
+int cmd_sample(const Args& a) {
+  if (a.positional.size() != 1) throw UsageError("space sample: expected one FILE");
+  if (!a.arch.empty()) throw UsageError("space sample: --arch is for space inspect");
+  SearchSpace s = SearchSpace::from_file(a.positional[0], a.overrides);
+  nasforge::Rng rng(a.seed);
+  const nasforge::CostOptions opts{.batch = a.batch};
+  json out = json::array();
+  if (!a.json) fmt::print("{:>12} {:>14} {:>14}  architecture\n", "params", "MACs", "peak bytes");
+  for (long long i = 0; i < a.n; ++i) {
+    auto arch = s.sample(rng);
+    auto c = nasforge::analytic_costs(s.resolve(arch), opts);
+    if (a.json) {
+      json e = costs_json(c);
+      e["arch"] = arch_json(s, arch);
+      e["choices"] = arch;
+      out.push_back(std::move(e));
+    } else {
+      fmt::print("{:>12} {:>14} {:>14}  {}\n", c.params, c.macs, c.peak_activation_bytes, arch_text(s, arch));
+    }
+  }
+  if (a.json) fmt::print("{}\n", out.dump(2));
+  return 0;
+}
+
+int cmd_ops(const Args& a) {
+  json out = json::array();
+  for (const auto& name : nasforge::op_names()) {
+    const auto& def = nasforge::find_op(name);
+    if (a.json) {
+      json attrs = json::array();
+      for (const auto& ad : def.attrs) {
+        attrs.push_back({{"name", ad.name},
+                         {"type", nasforge::attr_type_name(ad.type)},
+                         {"default", ad.fallback ? value_json(*ad.fallback) : json(nullptr)},
+                         {"doc", ad.doc}});
+      }
+      out.push_back({{"name", name}, {"doc", def.doc}, {"attrs", attrs}});
+      continue;
+    }
+    fmt::print("{}\n    {}\n", name, def.doc);
+    for (const auto& ad : def.attrs) {
+      fmt::print("    {:<12} {:<8} {:<10} {}\n", ad.name, nasforge::attr_type_name(ad.type),
+                 ad.fallback ? ad.fallback->repr() : std::string("required"), ad.doc);
+    }
+  }
+  if (a.json) fmt::print("{}\n", out.dump(2));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2) {
+      std::fputs(kUsage, stderr);
+      return 2;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (cmd == "--version") {
+      fmt::print("nasforge 0.1.0\n");
+      return 0;
+    }
+    if (cmd == "ops") return cmd_ops(parse_args(argc, argv, 2));
+    if (cmd == "space") {
+      if (argc < 3) throw UsageError("space: expected a subcommand: inspect or sample");
+      std::string sub = argv[2];
+      Args a = parse_args(argc, argv, 3);
+      if (sub == "inspect") return cmd_inspect(a);
+      if (sub == "sample") return cmd_sample(a);
+      throw UsageError(fmt::format("space: unknown subcommand \"{}\"; expected inspect or sample", sub));
+    }
+    throw UsageError(fmt::format("unknown command \"{}\" (see nasforge --help)", cmd));
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "nasforge: {}\n", e.what());
+    return 2;
+  } catch (const nasforge::Error& e) {
+    fmt::print(stderr, "nasforge: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "nasforge: internal error: {}\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,18 @@
+# Fails if a public header outside include/nasforge/torch/ includes LibTorch (torch/, ATen/,
+# c10/, caffe2/). Debian installs ATen/ under /usr/include, so compiling is not enough.
+file(GLOB_RECURSE headers RELATIVE ${ROOT} ${ROOT}/include/*.h ${ROOT}/include/*.hpp)
+set(leaks "")
+foreach(h IN LISTS headers)
+  if(h MATCHES "^include/nasforge/torch/")
+    continue()
+  endif()
+  file(STRINGS ${ROOT}/${h} lines REGEX "^[ \t]*#[ \t]*include[ \t]*[<\"](torch|ATen|c10|caffe2)/")
+  if(lines)
+    list(APPEND leaks "${h}: ${lines}")
+  endif()
+endforeach()
+if(leaks)
+  message(FATAL_ERROR "LibTorch in torch-free public headers:\n${leaks}")
+endif()
+list(LENGTH headers n)
+message(STATUS "checked ${n} public headers")
