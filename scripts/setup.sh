@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
   libtbb-dev libeigen3-dev zlib1g-dev          # parallel search, predictors, data readers
   libtorch-dev libopenblas0-pthread            # nasforge::torch (OpenBLAS: 25x faster matmuls)
+  dataset-fashion-mnist                        # real images for training and tests
 )
 if [[ "${NASFORGE_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
 
