@@ -1,5 +1,8 @@
 # Runs EXE with ARGS (a ;-list) and checks its exit status (EXPECT_RC) and that stdout+stderr
-# match REGEX. Used by the cli.* tests.
+# match REGEX. Used by the cli.* tests. CLEAN, when set, is removed first.
+if(CLEAN)
+  file(REMOVE_RECURSE ${CLEAN})  # a fresh output directory (no checkpoint to resume)
+endif()
 execute_process(COMMAND ${EXE} ${ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
                 TIMEOUT 60)
 set(all "${out}${err}")

@@ -14,10 +14,14 @@
 #include "nasforge/error.h"
 #include "nasforge/ops.h"
 #include "nasforge/search_space.h"
+#include "cli/args.h"
 
 namespace {
 
 using nasforge::SearchSpace;
+using nasforge::cli::Args;
+using nasforge::cli::UsageError;
+using nasforge::cli::parse_args;
 using nlohmann::json;
 
 constexpr const char* kUsage = R"(nasforge — neural architecture search engine
@@ -30,6 +34,11 @@ Usage:
       N random architectures (default 5, seed 0) with their costs.
   nasforge ops [--json]
       The op types a search space can use, with their attributes.
+  nasforge train --space FILE --arch ARCH [--set K=V]... [--data fashion-mnist|synthetic]
+                 [--epochs E] [--batch B] [--lr LR] [--threads T] [--seed S]
+                 [--subset N] [--no-augment] --out DIR
+      Trains the architecture's network from scratch and reports test accuracy. DIR gets
+      result.json and a checkpoint per epoch; rerunning the command resumes.
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -38,64 +47,6 @@ list `7-8-1-...`), a JSON array of option indices, or a JSON object {"decision":
 
 Exit status: 0 ok, 2 bad input, 1 internal error.
 )";
-
-struct UsageError : nasforge::Error {
-  using Error::Error;
-};
-
-struct Args {
-  std::vector<std::string> positional;
-  nasforge::ParamOverrides overrides;
-  std::string arch;
-  bool json = false;
-  long long n = 5;
-  unsigned long long seed = 0;
-  long long batch = 1;
-};
-
-long long to_number(const std::string& flag, const std::string& v, long long lo, long long hi) {
-  char* end = nullptr;
-  errno = 0;
-  long long x = std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end != '\0' || errno == ERANGE || x < lo || x > hi) {
-    throw UsageError(fmt::format("{}: expected an integer in [{}, {}], found \"{}\"", flag, lo, hi, v));
-  }
-  return x;
-}
-
-Args parse_args(int argc, char** argv, int first) {
-  Args a;
-  for (int i = first; i < argc; ++i) {
-    std::string s = argv[i];
-    auto value = [&](const std::string& flag) -> std::string {
-      if (i + 1 >= argc) throw UsageError(fmt::format("{} expects a value", flag));
-      return argv[++i];
-    };
-    if (s == "--json") {
-      a.json = true;
-    } else if (s == "--arch") {
-      a.arch = value(s);
-    } else if (s == "-n") {
-      a.n = to_number(s, value(s), 1, 10'000'000);
-    } else if (s == "--seed") {
-      a.seed = static_cast<unsigned long long>(to_number(s, value(s), 0, (1LL << 62)));
-    } else if (s == "--batch") {
-      a.batch = to_number(s, value(s), 1, 1 << 20);
-    } else if (s == "--set") {
-      std::string kv = value(s);
-      auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) {
-        throw UsageError(fmt::format("--set: expected NAME=VALUE, found \"{}\"", kv));
-      }
-      a.overrides[kv.substr(0, eq)] = kv.substr(eq + 1);
-    } else if (s.size() > 1 && s[0] == '-') {
-      throw UsageError(fmt::format("unknown option \"{}\" (see nasforge --help)", s));
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
 
 json costs_json(const nasforge::AnalyticCosts& c) {
   return {{"params", c.params},
@@ -277,6 +228,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "ops") return cmd_ops(parse_args(argc, argv, 2));
+    if (cmd == "train") {
+#ifdef NASFORGE_CLI_HAS_TORCH
+      return nasforge::cli::cmd_train(parse_args(argc, argv, 2));
+#else
+      throw UsageError("train: this nasforge was built without LibTorch (NASFORGE_WITH_TORCH=OFF)");
+#endif
+    }
     if (cmd == "space") {
       if (argc < 3) throw UsageError("space: expected a subcommand: inspect or sample");
       std::string sub = argv[2];

@@ -1,0 +1,107 @@
+#pragma once
+// Command-line arguments shared by the nasforge CLI's commands.
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "nasforge/error.h"
+#include "nasforge/search_space.h"
+
+namespace nasforge::cli {
+
+struct UsageError : nasforge::Error {
+  using Error::Error;
+};
+
+struct Args {
+  // space / sample / inspect
+  std::vector<std::string> positional;
+  nasforge::ParamOverrides overrides;
+  std::string arch;
+  bool json = false;
+  long long n = 5;
+  unsigned long long seed = 0;
+  long long batch = 1;
+  bool batch_set = false;
+  // train
+  std::string space, data = "fashion-mnist", out;
+  long long epochs = 10, threads = 0, subset = 0;
+  double lr = 0.1;
+  bool augment = true;
+};
+
+inline long long to_number(const std::string& flag, const std::string& v, long long lo, long long hi) {
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || x < lo || x > hi) {
+    throw UsageError(fmt::format("{}: expected an integer in [{}, {}], found \"{}\"", flag, lo, hi, v));
+  }
+  return x;
+}
+
+inline Args parse_args(int argc, char** argv, int first) {
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string s = argv[i];
+    auto value = [&](const std::string& flag) -> std::string {
+      if (i + 1 >= argc) throw UsageError(fmt::format("{} expects a value", flag));
+      return argv[++i];
+    };
+    if (s == "--json") {
+      a.json = true;
+    } else if (s == "--arch") {
+      a.arch = value(s);
+    } else if (s == "-n") {
+      a.n = to_number(s, value(s), 1, 10'000'000);
+    } else if (s == "--seed") {
+      a.seed = static_cast<unsigned long long>(to_number(s, value(s), 0, (1LL << 62)));
+    } else if (s == "--batch") {
+      a.batch = to_number(s, value(s), 1, 1 << 20);
+      a.batch_set = true;
+    } else if (s == "--space") {
+      a.space = value(s);
+    } else if (s == "--data") {
+      a.data = value(s);
+    } else if (s == "--out") {
+      a.out = value(s);
+    } else if (s == "--epochs") {
+      a.epochs = to_number(s, value(s), 1, 100000);
+    } else if (s == "--threads") {
+      a.threads = to_number(s, value(s), 0, 1024);
+    } else if (s == "--subset") {
+      a.subset = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--no-augment") {
+      a.augment = false;
+    } else if (s == "--lr") {
+      std::string v = value(s);
+      char* end = nullptr;
+      a.lr = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(a.lr > 0 && a.lr < 100)) {
+        throw UsageError(fmt::format("--lr: expected a number in (0, 100), found \"{}\"", v));
+      }
+    } else if (s == "--set") {
+      std::string kv = value(s);
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        throw UsageError(fmt::format("--set: expected NAME=VALUE, found \"{}\"", kv));
+      }
+      a.overrides[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (s.size() > 1 && s[0] == '-') {
+      throw UsageError(fmt::format("unknown option \"{}\" (see nasforge --help)", s));
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+#ifdef NASFORGE_CLI_HAS_TORCH
+/// `nasforge train` (src/cli/train.cpp).
+int cmd_train(const Args& a);
+#endif
+
+}  // namespace nasforge::cli

@@ -1,0 +1,94 @@
+// `nasforge train`: trains one architecture's network from scratch on Fashion-MNIST (or the
+// synthetic set) and reports test accuracy.
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "cli/args.h"
+#include "nasforge/costs.h"
+#include "nasforge/torch/trainer.h"
+
+namespace nasforge::cli {
+
+int cmd_train(const Args& a) {
+  if (a.space.empty()) throw UsageError("train: expected --space FILE");
+  if (a.arch.empty()) throw UsageError("train: expected --arch ARCH");
+  if (a.out.empty()) throw UsageError("train: expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("train: unexpected argument \"{}\"", a.positional[0]));
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  auto arch = space.parse_architecture(a.arch);
+  auto net = space.resolve(arch);
+
+  TensorData train_data, test_data;
+  Shape data_shape = a.data == "fashion-mnist" ? Shape{1, 28, 28} : net.input_shape;
+  if (data_shape != net.input_shape) {  // before loading anything
+    throw UsageError(fmt::format("train: the space's input is {} but {} images are {}; add --set input={}",
+                                 shape_to_string(net.input_shape), a.data, shape_to_string(data_shape),
+                                 shape_to_string(data_shape)));
+  }
+  if (a.data == "fashion-mnist") {
+    auto train_set = load_fashion_mnist(true), test_set = load_fashion_mnist(false);
+    auto norm = compute_normalization(train_set);
+    std::vector<std::int64_t> idx;
+    if (a.subset > 0 && a.subset < train_set.size()) {  // a seeded random subset
+      idx = train_valid_split(train_set.size(), static_cast<double>(a.subset) / static_cast<double>(train_set.size()), a.seed).valid;
+    }
+    train_data = to_tensors(train_set, norm, idx);
+    test_data = to_tensors(test_set, norm);
+  } else if (a.data == "synthetic") {
+    auto all = synthetic_data(a.subset > 0 ? a.subset + 1000 : 6000, net.input_shape, net.output_shape().back(), a.seed);
+    std::int64_t n = all.size() - 1000;
+    train_data = {all.images.slice(0, 0, n), all.labels.slice(0, 0, n)};
+    test_data = {all.images.slice(0, n), all.labels.slice(0, n)};
+  } else {
+    throw UsageError(fmt::format("--data: expected fashion-mnist or synthetic, found \"{}\"", a.data));
+  }
+  if (net.output_shape() != Shape{10} && a.data == "fashion-mnist") {
+    throw UsageError(fmt::format("train: the network outputs {} but fashion-mnist has 10 classes",
+                                 shape_to_string(net.output_shape())));
+  }
+
+  TrainOptions o;
+  o.epochs = a.epochs;
+  o.batch = a.batch_set ? a.batch : 256;
+  o.lr = a.lr;
+  o.seed = a.seed;
+  o.threads = static_cast<int>(a.threads);
+  o.pad_crop = a.augment ? 2 : 0;
+  o.flip = a.augment;
+  o.checkpoint_dir = (std::filesystem::path(a.out) / "checkpoint").string();
+  o.progress = true;
+  ::torch::manual_seed(a.seed);  // initialisation; documented: train touches torch's global RNG
+  Network module(net);
+  auto costs = analytic_costs(net);
+  const int threads = o.threads > 0 ? o.threads : ::torch::get_num_threads();
+  fmt::print("training {} ({} params, {} MACs) on {} ({} train / {} test images), {} epochs, {} threads\n",
+             space.native_format() ? space.to_native(arch) : arch.to_string(), costs.params, costs.macs, a.data,
+             train_data.size(), test_data.size(), o.epochs, threads);
+  auto hist = train(module, train_data, test_data, o);
+
+  nlohmann::json r;
+  r["space"] = {{"file", space.origin()}, {"fingerprint", space.fingerprint()}};
+  r["arch"] = {{"choices", arch}, {"named", space.to_json(arch)}};
+  if (space.native_format()) r["arch"]["native"] = space.to_native(arch);
+  r["params"] = costs.params;
+  r["threads"] = threads;
+  r["history"] = nlohmann::json::array();
+  for (const auto& h : hist) {
+    r["history"].push_back({{"epoch", h.epoch}, {"lr", h.lr}, {"train_loss", h.train_loss},
+                            {"train_accuracy", h.train_accuracy}, {"test_accuracy", h.test_accuracy},
+                            {"seconds", h.seconds}});
+  }
+  r["test_accuracy"] = hist.empty() ? 0.0 : hist.back().test_accuracy;
+  std::filesystem::create_directories(a.out);
+  std::ofstream(std::filesystem::path(a.out) / "result.json") << r.dump(2) << "\n";
+  fmt::print("test accuracy {:.2f}% after {} epochs; {}/result.json\n", 100 * r["test_accuracy"].get<double>(),
+             hist.empty() ? 0 : hist.back().epoch, a.out);
+  return 0;
+}
+
+}  // namespace nasforge::cli
