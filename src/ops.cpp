@@ -81,6 +81,7 @@ AttrDef a_out() { return req("out", kI, "output channels (or features)"); }
 AttrDef a_kernel(I k) { return opt("kernel", kI, k, "square kernel size"); }
 AttrDef a_stride() { return opt("stride", kI, 1, "stride of the spatial dims"); }
 AttrDef a_pad() { return opt("padding", kI, -1, "zero padding; -1 = dilation*(kernel-1)/2"); }
+AttrDef a_pool_pad() { return opt("padding", kI, -1, "zero padding; -1 = (kernel-1)/2"); }
 AttrDef a_dil(I d) { return opt("dilation", kI, d, "kernel dilation"); }
 AttrDef a_affine() { return opt("affine", kB, true, "batch norm with learnable scale and shift"); }
 
@@ -189,7 +190,11 @@ std::vector<OpDef> builtin_ops() {
                       {a_affine()},
                       1, true,
                       [](const std::vector<Shape>& in, const LayerAttrs&) -> Shape {
-                        if (in[0].empty()) bad("bn expects a non-scalar input");
+                        if (in[0].size() != 3 && in[0].size() != 1) {
+                          bad(fmt::format("bn expects an image [C,H,W] or features [F], found {} "
+                                          "(use layer_norm for tokens)",
+                                          shape_to_string(in[0])));
+                        }
                         return in[0];
                       },
                       [](const std::vector<Shape>& in, const Shape&, const LayerAttrs& a) {
@@ -217,7 +222,7 @@ std::vector<OpDef> builtin_ops() {
         std::string(name) +
             " 2-D pooling (average pooling excludes padding from the count), optionally followed "
             "by batch norm as in the DARTS search cell. Channels never change.",
-        {a_kernel(3), a_stride(), a_pad(), opt("out", kI, 0, "0, or the input channels (checked)"),
+        {a_kernel(3), a_stride(), a_pool_pad(), opt("out", kI, 0, "0, or the input channels (checked)"),
          opt("bn", kB, false, "batch norm after pooling (DARTS search cell)"),
          opt("affine", kB, false, "affine parameters of that batch norm")},
         1, true,
@@ -313,6 +318,7 @@ std::vector<OpDef> builtin_ops() {
         if (s == 1 && out == x.c) return in[0];
         if (r == "factorized") {
           if (s != 2) bad(fmt::format("identity with reduce \"factorized\" needs stride 2, found {}", s));
+          if (out < 2) bad(fmt::format("identity with reduce \"factorized\" needs out >= 2, found {}", out));
           if (x.h % 2 || x.w % 2) {
             bad(fmt::format("factorized reduce expects even spatial dims, found {}",
                             shape_to_string(in[0])));
@@ -340,6 +346,9 @@ std::vector<OpDef> builtin_ops() {
         if (a.i("out") < 0) bad(fmt::format("zero.out: expected >= 0, found {}", a.i("out")));
         if (a.i("out") != 0) s[0] = a.i("out");
         I st = a.i("stride");
+        if (st != 1 && s.size() != 3) {
+          bad(fmt::format("zero with stride {} expects an image input, found {}", st, shape_to_string(in[0])));
+        }
         for (std::size_t d = 1; d < s.size(); ++d) s[d] = (s[d] + st - 1) / st;
         return s;
       },
@@ -380,6 +389,11 @@ std::vector<OpDef> builtin_ops() {
         positive(a, "out", "resnet_basic");
         I s = a.i("stride");
         if (s != 1 && s != 2) bad(fmt::format("resnet_basic.stride: expected 1 or 2, found {}", s));
+        if (s == 2 && (x.h % 2 || x.w % 2)) {
+          bad(fmt::format("resnet_basic with stride 2 expects even spatial dims (its AvgPool2x2 shortcut "
+                          "rounds down), found {}",
+                          shape_to_string(in[0])));
+        }
         return {a.i("out"), conv_out(x.h, 3, s, 1, 1, "resnet_basic"),
                 conv_out(x.w, 3, s, 1, 1, "resnet_basic")};
       },
@@ -643,6 +657,36 @@ std::vector<OpDef> builtin_ops() {
                       [](const std::vector<Shape>&, const Shape&, const LayerAttrs&) {
                         return LayerCost{};
                       }});
+  // mixed / select (supernet structure, see SearchSpace::supernet) -------------------------
+  auto same_shapes = [](const char* name) {
+    return [name](const std::vector<Shape>& in, const LayerAttrs&) -> Shape {
+      for (std::size_t i = 1; i < in.size(); ++i) {
+        if (in[i] != in[0]) {
+          bad(fmt::format("{} expects candidates of one shape, found {} and {}", name,
+                          shape_to_string(in[0]), shape_to_string(in[i])));
+        }
+      }
+      return in[0];
+    };
+  };
+  auto no_cost = [](const std::vector<Shape>&, const Shape&, const LayerAttrs&) { return LayerCost{}; };
+  OpDef mixed{"mixed",
+              "Supernet slot: its inputs are the candidates of one op decision (option order). Mixed "
+              "mode sums them weighted by softmax(alpha); single-path mode passes the chosen one. "
+              "`input_decision` >= 0 marks a cell edge that is live only when that node-input "
+              "decision keeps `source`.",
+              {req("decision", kI, "the op decision"), opt("input_decision", kI, -1, "node-input decision or -1"),
+               opt("source", kI, -1, "the edge's source node")},
+              -1, true, same_shapes("mixed"), no_cost};
+  mixed.internal = true;
+  ops.push_back(std::move(mixed));
+  OpDef select{"select",
+               "Supernet stage depth: input k is the stage's output after the depth of option k; "
+               "passes the chosen one.",
+               {req("decision", kI, "the depth decision")},
+               -1, true, same_shapes("select"), no_cost};
+  select.internal = true;
+  ops.push_back(std::move(select));
   return ops;
 }
 

@@ -261,7 +261,8 @@ constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
 
 class Resolver {
  public:
-  Resolver(const detail::SpaceImpl& sp, const Architecture& a) : sp_(sp), a_(a) {}
+  Resolver(const detail::SpaceImpl& sp, const Architecture& a, bool super = false)
+      : sp_(sp), a_(a), super_(super) {}
 
   ConcreteNetwork run() {
     for (std::size_t i = 0; i < sp_.input_shape.size(); ++i) {
@@ -282,6 +283,10 @@ class Resolver {
   }
 
   Value eval(const detail::Expr& e, const std::string& path) const {
+    if (super_ && !e.is_const()) {
+      fail(path, "this value is a decision; supernets of value decisions need weight slicing "
+                 "(elastic mode), which is not implemented yet");
+    }
     try {
       return detail::eval_expr(e, sp_.decisions, &a_);
     } catch (const InvalidArgument& err) {
@@ -382,7 +387,41 @@ class Resolver {
     return add(name, t.path, *t.def, t.label, make_attrs(t, shared, injected, force_stride_one), {input});
   }
 
+  // Supernet structure: the candidates of op decision `d` reading `input`, then their mixed slot.
+  int super_slot(const std::vector<OpTemplate>& options, const std::string& name, const std::string& path,
+                 const std::vector<detail::Attr>* shared,
+                 const std::vector<std::pair<std::string, Value>>& injected, bool force_stride_one, int input,
+                 int d, int input_decision, int source) {
+    std::vector<int> cands;
+    for (const auto& t : options) cands.push_back(add_op(t, name, shared, injected, force_stride_one, input));
+    LayerAttrs a;
+    a.set("decision", std::int64_t{d});
+    a.set("input_decision", std::int64_t{input_decision});
+    a.set("source", std::int64_t{source});
+    return add(name + ".mixed", path, find_op("mixed"), "", a, cands);
+  }
+
   void process(const Item& item) {
+    if (super_) {
+      if (item.kind == Item::Kind::kChoose) {
+        outs_.push_back(super_slot(item.options, item.name, item.path, &item.shared, {}, item.force_stride_one,
+                                   outs_.back(), item.decision, -1, -1));
+        return;
+      }
+      if (item.kind == Item::Kind::kStage && item.decision >= 0) {
+        std::vector<int> after{outs_.back()};  // after[k]: the output with k blocks
+        for (const auto& b : item.blocks) {
+          process(b);
+          after.push_back(outs_.back());
+        }
+        std::vector<int> by_option;
+        for (const auto& v : sp_.decisions[item.decision].options) by_option.push_back(after[v.as_int()]);
+        LayerAttrs a;
+        a.set("decision", std::int64_t{item.decision});
+        outs_.push_back(add(item.name + ".select", item.path, find_op("select"), "", a, by_option));
+        return;
+      }
+    }
     switch (item.kind) {
       case Item::Kind::kOp:
         outs_.push_back(add_op(item.op, item.name, nullptr, {}, item.force_stride_one, outs_.back()));
@@ -423,7 +462,7 @@ class Resolver {
       const Shape s = shape_of(src);
       if (s.size() != 3) fail(item.path, fmt::format("a cell input must be an image [C,H,W], found {}", shape_to_string(s)));
       if (c.inputs == 2 && s[1] != sh1[1]) {
-        if (s[1] != 2 * sh1[1] && s[1] != 2 * sh1[1] - 1) {
+        if (s[1] != 2 * sh1[1]) {
           fail(item.path, fmt::format("cell inputs have spatial sizes {} and {}; expected equal "
                                       "or the first twice the second",
                                       s[1], sh1[1]));
@@ -459,11 +498,16 @@ class Resolver {
       std::vector<int> terms;
       for (; e < c.edges.size() && c.edges[e].dst == i; ++e) {
         const auto& edge = c.edges[e];
-        if (!((mask >> edge.src) & 1U)) continue;
-        const OpTemplate& t = c.ops[a_[edge.decision]];
         std::int64_t stride = (c.reduction && edge.src < c.inputs) ? 2 : 1;
-        terms.push_back(add_op(t, fmt::format("{}.edge[{}]", item.name, e), nullptr,
-                               {{"out", Value(ch)}, {"stride", Value(stride)}}, false, state[edge.src]));
+        const std::vector<std::pair<std::string, Value>> injected{{"out", Value(ch)}, {"stride", Value(stride)}};
+        const std::string ename = fmt::format("{}.edge[{}]", item.name, e);
+        if (super_) {  // every edge, every candidate; liveness is decided at run time
+          terms.push_back(super_slot(c.ops, ename, item.path, nullptr, injected, false, state[edge.src],
+                                     edge.decision, c.input_decision[i], edge.src));
+          continue;
+        }
+        if (!((mask >> edge.src) & 1U)) continue;
+        terms.push_back(add_op(c.ops[a_[edge.decision]], ename, nullptr, injected, false, state[edge.src]));
       }
       if (terms.size() == 1) {
         state.push_back(terms[0]);
@@ -482,6 +526,7 @@ class Resolver {
 
   const detail::SpaceImpl& sp_;
   const Architecture& a_;
+  bool super_ = false;
   ConcreteNetwork net_;
   std::vector<int> outs_;
 };
@@ -491,6 +536,11 @@ class Resolver {
 ConcreteNetwork SearchSpace::resolve(const Architecture& arch) const {
   validate(arch);
   return Resolver(*impl_, arch).run();
+}
+
+ConcreteNetwork SearchSpace::supernet() const {
+  Architecture zero(std::vector<std::uint32_t>(impl_->decisions.size(), 0));
+  return Resolver(*impl_, zero, /*super=*/true).run();
 }
 
 // ---- named and native forms ---------------------------------------------------------------

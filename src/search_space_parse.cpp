@@ -112,6 +112,7 @@ constexpr std::size_t kMaxOptions = 65536;
 constexpr std::int64_t kMaxRepeat = 10000;
 constexpr std::int64_t kMaxDepth = 1000;
 constexpr int kMaxCellNodes = 32;
+constexpr int kMaxJsonDepth = 128;
 
 std::string child(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
@@ -152,7 +153,8 @@ class Parser {
 
   void expect_keys(const json& obj, const std::string& path,
                    std::initializer_list<const char*> allowed) const {
-    for (const auto& [k, _] : obj.items()) {
+    for (const auto& kv : obj.items()) {
+      const std::string& k = kv.key();  // not a structured binding: clang < 16 cannot capture one
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; })) {
         std::vector<std::string> names(allowed.begin(), allowed.end());
         fail(child(path, k), fmt::format("unknown key \"{}\"; expected one of: {}", k,
@@ -537,7 +539,9 @@ void Parser::parse_params(const json& j) {
     if (v.is_array()) {
       pv.is_list = true;
       if (v.empty() || v.size() > 8) fail(path, fmt::format("expected a list of 1 to 8 values, found {}", v.size()));
-      for (std::size_t i = 0; i < v.size(); ++i) pv.list.push_back(parse_value(v[i], index(path, i), true, DecisionKind::kValue, k));
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        pv.list.push_back(parse_value(v[i], index(path, i), true, DecisionKind::kValue, index(k, i)));
+      }
     } else {
       pv.scalar = parse_value(v, path, true, DecisionKind::kValue, k);
     }
@@ -554,7 +558,9 @@ std::vector<Attr> Parser::parse_attrs(const json& j, const std::string& path, co
                                       const std::string& name,
                                       std::initializer_list<const char*> skip) {
   std::vector<Attr> attrs;
-  for (const auto& [k, v] : j.items()) {
+  for (const auto& kv : j.items()) {
+    const std::string& k = kv.key();  // not a structured binding: clang < 16 cannot capture one
+    const json& v = kv.value();
     if (std::any_of(skip.begin(), skip.end(), [&](const char* s) { return k == s; })) continue;
     std::string p = child(path, k);
     const AttrDef* ad = def ? def->find_attr(k) : nullptr;
@@ -607,6 +613,9 @@ OpTemplate Parser::parse_op(const json& j, const std::string& path, const std::s
   OpTemplate op;
   op.type = type;
   op.def = &find_op(type);
+  if (op.def->internal) {
+    fail(child(path, "type"), fmt::format("op \"{}\" is internal to supernets and cannot be used in a space", type));
+  }
   op.path = path;
   op.label = label;
   if (in_library) {
@@ -712,6 +721,9 @@ Item Parser::parse_item(const json& j, const std::string& path, const std::strin
   if (type == "cell") return parse_cell(j, path, name);
   if (type == "choose") return parse_choose(j, path, name);
   if (type == "repeat") fail(path, "a repeat is not allowed here (only in a list of layers)");
+  if (j.contains("name")) {
+    fail(child(path, "name"), fmt::format("\"name\" names cells, chooses and choices; op \"{}\" takes no name", type));
+  }
   Item item;
   item.kind = Item::Kind::kOp;
   item.path = path;
@@ -900,12 +912,44 @@ void Parser::parse_native(const json& j) {
     fail("native.format", fmt::format("expected \"nb201\" or \"op_list\", found \"{}\"", format));
   }
   impl_->native.format = format;
+  // A native string must name the whole architecture: every decision with a real choice has
+  // to be one the format writes.
+  std::set<int> covered;
+  if (format == "nb201") {
+    for (const auto& e : impl_->native.cell->edges) covered.insert(e.decision);
+  } else {
+    for (std::size_t d = 0; d < impl_->decisions.size(); ++d) {
+      if (impl_->decisions[d].kind == DecisionKind::kOp) covered.insert(static_cast<int>(d));
+    }
+  }
+  for (std::size_t d = 0; d < impl_->decisions.size(); ++d) {
+    if (!covered.count(static_cast<int>(d)) && impl_->decisions[d].options.size() > 1) {
+      fail("native", fmt::format("the {} format cannot express decision \"{}\" (at {}); drop \"native\" "
+                                 "or make that value fixed",
+                                 format, impl_->decisions[d].name, impl_->decisions[d].path));
+    }
+  }
 }
 
 std::shared_ptr<SpaceImpl> Parser::run(std::string_view text) {
   json doc;
   try {
-    doc = json::parse(text.begin(), text.end(), nullptr, true, /*ignore_comments=*/true);
+    // Copying, comparing and dumping a json value recurse once per nesting level, so the depth
+    // is bounded here, before anything else touches the document.
+    const json::parser_callback_t limit_depth = [this](int depth, json::parse_event_t event, json&) {
+      if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+          depth >= kMaxJsonDepth) {
+        fail("", fmt::format("expected JSON nested at most {} levels deep, found deeper nesting", kMaxJsonDepth));
+      }
+      return true;
+    };
+    doc = json::parse(text.begin(), text.end(), limit_depth, true, /*ignore_comments=*/true);
+  } catch (const json::out_of_range& e) {
+    // A number too large for a double ("1e400"): valid JSON syntax, but not representable.
+    std::string msg = e.what();
+    const std::string tag = "number overflow parsing ";
+    if (auto p = msg.find(tag); p != std::string::npos) msg = msg.substr(p + tag.size());
+    fail("", fmt::format("expected JSON numbers within the range of a double, found {}", msg));
   } catch (const json::parse_error& e) {
     // Turn the byte offset into line and column.
     std::size_t off = std::min<std::size_t>(e.byte == 0 ? 0 : e.byte - 1, text.size());

@@ -51,7 +51,7 @@ class LayerAttrs {
 /// One layer of a concrete network.
 struct ConcreteLayer {
   /// Unique, stable name derived from where the layer comes from in the DSL, e.g.
-  /// `network[2].block[1]` or `network[1].r3.edge[4]`.
+  /// `network[2].block[1]` or `network[1].r3[0].edge[4]` (repetition 3 of a repeat's body).
   std::string name;
   /// Op type, a name in the op registry (`ops.h`), e.g. `conv`, `mbconv`, `sum`.
   std::string op;

@@ -56,6 +56,9 @@ struct OpDef {
   std::function<Shape(const std::vector<Shape>&, const LayerAttrs&)> infer;
   /// Analytic cost from input shapes, output shape and attributes.
   std::function<LayerCost(const std::vector<Shape>&, const Shape&, const LayerAttrs&)> cost;
+  /// True for structural ops that only SearchSpace::supernet() creates (`mixed`, `select`);
+  /// a DSL file cannot name them.
+  bool internal = false;
 
   /// The attribute definition, or nullptr.
   const AttrDef* find_attr(const std::string& attr) const;

@@ -78,7 +78,8 @@ std::string human(double v, const char* unit) {
     v /= 1000;
     ++p;
   }
-  return fmt::format("{:.3g} {}{}", v, prefixes[p], unit);
+  std::string suffix = std::string(prefixes[p]) + unit;
+  return suffix.empty() ? fmt::format("{:.3g}", v) : fmt::format("{:.3g} {}", v, suffix);
 }
 
 int cmd_inspect(const Args& a) {

@@ -15,6 +15,7 @@
 
 #include "nasforge/error.h"
 #include "nasforge/ops.h"
+#include "torch/layer_modules.h"
 
 namespace nasforge {
 namespace {
@@ -352,6 +353,24 @@ std::map<std::string, TorchOpFactory>& user_ops() {
 
 }  // namespace
 
+namespace detail {
+::torch::nn::AnyModule make_layer_module(const ConcreteLayer& l) {
+  if (l.op == "sum" || l.op == "concat" || l.op == "zero" || l.op == "mixed" || l.op == "select") return {};
+  ::torch::nn::AnyModule m;
+  {
+    std::lock_guard lock(g_mutex);
+    auto it = user_ops().find(l.op);
+    if (it != user_ops().end()) m = it->second(l);
+  }
+  if (m.is_empty()) m = build_builtin(l);
+  if (m.is_empty()) {
+    throw InvalidArgument(fmt::format("layer {}: op \"{}\" has no torch implementation (register one "
+                                      "with register_torch_op)", l.name, l.op));
+  }
+  return m;
+}
+}  // namespace detail
+
 void register_torch_op(const std::string& op, TorchOpFactory factory) {
   NASFORGE_CHECK(static_cast<bool>(factory), "register_torch_op({}): expected a factory", op);
   std::lock_guard lock(g_mutex);
@@ -368,18 +387,8 @@ NetworkImpl::NetworkImpl(ConcreteNetwork net) : net_(std::move(net)) {
     for (int in : l.inputs) {
       if (in >= 0) last_use_[in] = std::max(last_use_[in], static_cast<int>(i));
     }
-    if (l.op == "sum" || l.op == "concat" || l.op == "zero") continue;
-    ::torch::nn::AnyModule m;
-    {
-      std::lock_guard lock(g_mutex);
-      auto it = user_ops().find(l.op);
-      if (it != user_ops().end()) m = it->second(l);
-    }
-    if (m.is_empty()) m = build_builtin(l);
-    if (m.is_empty()) {
-      throw InvalidArgument(fmt::format("layer {}: op \"{}\" has no torch implementation (register one "
-                                        "with register_torch_op)", l.name, l.op));
-    }
+    ::torch::nn::AnyModule m = detail::make_layer_module(l);
+    if (m.is_empty()) continue;
     register_module(fmt::format("l{}", i), m.ptr());
     layers_[i] = std::move(m);
   }
@@ -424,6 +433,11 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all) {
 std::vector<Tensor> NetworkImpl::forward_all(const Tensor& x) { return run(x, true); }
 
 Tensor NetworkImpl::forward(const Tensor& x) { return run(x, false).back(); }
+
+std::shared_ptr<::torch::nn::Module> NetworkImpl::layer_module(std::size_t i) const {
+  NASFORGE_CHECK(i < layers_.size(), "Network::layer_module: index {} outside [0, {})", i, layers_.size());
+  return layers_[i].is_empty() ? nullptr : layers_[i].ptr();
+}
 
 std::int64_t NetworkImpl::num_parameters() const {
   std::int64_t n = 0;

@@ -47,6 +47,9 @@ class NetworkImpl : public ::torch::nn::Module {
   /// The concrete network this module implements.
   const ConcreteNetwork& concrete() const noexcept { return net_; }
 
+  /// The module of layer `i`, or nullptr for structural layers (sum, concat, zero).
+  std::shared_ptr<::torch::nn::Module> layer_module(std::size_t i) const;
+
   /// Number of trainable parameter elements.
   std::int64_t num_parameters() const;
 
