@@ -1,0 +1,157 @@
+// The supernet holds every candidate once, runs single-path and mixed, respects masks, and
+// extracts sub-networks whose outputs equal its own single-path outputs.
+#include "nasforge/torch/supernet.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "nasforge/costs.h"
+#include "nasforge/error.h"
+#include "testing/spaces.h"
+
+namespace nasforge {
+namespace {
+
+struct Case {
+  const char* space;
+  ParamOverrides small;
+};
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> c = {
+      {"nb201", {{"N", "1"}}},
+      {"darts", {{"N", "1"}, {"C", "8"}}},
+      {"fbnet", {}},
+  };
+  return c;
+}
+
+std::int64_t count(const std::vector<::torch::Tensor>& ps) {
+  std::int64_t n = 0;
+  for (const auto& p : ps) n += p.numel();
+  return n;
+}
+
+class SupernetSpaces : public ::testing::TestWithParam<std::size_t> {};
+
+}  // namespace
+
+TEST_P(SupernetSpaces, HoldsEveryCandidateOnce) {
+  const auto& c = cases()[GetParam()];
+  auto space = SearchSpace::from_file(testing::space_path(c.space));
+  Supernet net(space);
+  EXPECT_EQ(count(net->parameters()), analytic_costs(space.supernet()).params);
+  // Architecture logits are not among the weights.
+  std::size_t op_decisions = 0;
+  for (const auto& d : space.decisions()) op_decisions += d.kind == DecisionKind::kOp;
+  EXPECT_EQ(net->arch_parameters().size(), op_decisions);
+}
+
+TEST_P(SupernetSpaces, ExtractedNetworkMatchesSinglePath) {
+  const auto& c = cases()[GetParam()];
+  auto space = SearchSpace::from_file(testing::space_path(c.space), c.small);
+  ::torch::manual_seed(3);
+  Supernet net(space);
+  // A little training-mode traffic so BN statistics are not at their initial values.
+  Rng rng(4);
+  std::vector<std::int64_t> in{4};
+  const Shape input = net->structure().input_shape;
+  in.insert(in.end(), input.begin(), input.end());
+  {
+    ::torch::NoGradGuard ng;
+    for (int i = 0; i < 3; ++i) {
+      net->set_architecture(net->sample(rng));
+      net->forward(::torch::randn(in));
+    }
+  }
+  net->eval();
+  ::torch::NoGradGuard no_grad;
+  for (int i = 0; i < 4; ++i) {
+    auto arch = net->sample(rng);
+    net->set_architecture(arch);
+    auto sub = net->extract(arch);
+    EXPECT_FALSE(sub->is_training());
+    EXPECT_EQ(sub->num_parameters(), analytic_costs(space.resolve(arch)).params);
+    auto x = ::torch::randn(in);
+    auto diff = (net->forward(x) - sub->forward(x)).abs().max().item<double>();
+    EXPECT_LE(diff, 1e-5) << c.space << " " << space.to_json(arch).dump();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, SupernetSpaces, ::testing::Range<std::size_t>(0, 3),
+                         [](const auto& p) { return std::string(cases()[p.param].space); });
+
+TEST(Supernet, MixedModeWithOneAllowedOptionEqualsSinglePath) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}});
+  ::torch::manual_seed(0);
+  Supernet net(space);
+  net->eval();
+  auto arch = space.parse_architecture(
+      "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|nor_conv_3x3~2|");
+  for (std::size_t d = 0; d < arch.size(); ++d) {
+    std::vector<bool> m(space.decisions()[d].options.size(), false);
+    m[arch[d]] = true;
+    net->set_mask(d, m);
+  }
+  ::torch::NoGradGuard no_grad;
+  auto x = ::torch::randn({2, 3, 32, 32});
+  net->set_architecture(arch);
+  auto single = net->forward(x);
+  net->set_mode(SupernetMode::kMixed);
+  auto mixed = net->forward(x);
+  EXPECT_LE((single - mixed).abs().max().item<double>(), 1e-5);
+}
+
+TEST(Supernet, MixedModeSendsGradientsToWeightsAndArchitectureParameters) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}});
+  Supernet net(space, 7);
+  net->set_mode(SupernetMode::kMixed);
+  auto y = net->forward(::torch::randn({4, 3, 32, 32}));
+  ::torch::nn::functional::cross_entropy(y, ::torch::tensor({0, 1, 2, 3})).backward();
+  for (const auto& a : net->arch_parameters()) {
+    ASSERT_TRUE(a.grad().defined());
+    EXPECT_GT(a.grad().abs().sum().item<double>(), 0.0);
+  }
+  std::int64_t with_grad = 0;
+  for (const auto& p : net->parameters()) with_grad += p.grad().defined();
+  EXPECT_GT(with_grad, 0);
+}
+
+TEST(Supernet, MasksRestrictSamplingAndZeroTheWeights) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}});
+  Supernet net(space);
+  net->set_mask(0, {false, true, false, true, false});
+  Rng rng(1);
+  for (int i = 0; i < 50; ++i) {
+    auto a = net->sample(rng);
+    EXPECT_TRUE(a[0] == 1 || a[0] == 3);
+  }
+  auto w = net->weights(0);
+  EXPECT_EQ(w[0].item<float>(), 0.0F);
+  EXPECT_NEAR(w.sum().item<float>(), 1.0F, 1e-6);
+  EXPECT_THROW(net->set_mask(0, {false, false, false, false, false}), InvalidArgument);
+  EXPECT_THROW(net->set_architecture(space.parse_architecture(
+                   "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")),
+               InvalidArgument);
+}
+
+TEST(Supernet, SameSeedSameArchitectureParameters) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}});
+  Supernet a(space, 11), b(space, 11), c(space, 12);
+  EXPECT_TRUE(::torch::equal(a->alpha(0), b->alpha(0)));
+  EXPECT_FALSE(::torch::equal(a->alpha(0), c->alpha(0)));
+}
+
+TEST(Supernet, ElasticSpacesAreRejectedClearly) {
+  auto space = SearchSpace::from_file(testing::space_path("mobilenetv3"));
+  try {
+    Supernet net(space);
+    FAIL();
+  } catch (const SearchSpaceError& e) {
+    EXPECT_NE(std::string(e.what()).find("elastic mode"), std::string::npos);
+  }
+}
+
+}  // namespace nasforge
