@@ -12,6 +12,20 @@ std::int64_t numel(const Shape& s) {
   for (auto d : s) n *= d;
   return n;
 }
+// Checked arithmetic: a large batch (or a huge supernet) must not overflow silently.
+[[noreturn]] void overflow() {
+  throw InvalidArgument("analytic_costs: expected counts below 2^63, found larger ones (batch too large?)");
+}
+std::int64_t mul(std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) overflow();
+  return r;
+}
+std::int64_t add(std::int64_t a, std::int64_t b) {
+  std::int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) overflow();
+  return r;
+}
 }  // namespace
 
 AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& options) {
@@ -20,7 +34,7 @@ AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& opti
                  "analytic_costs: expected bytes_per_element >= 1, got {}",
                  options.bytes_per_element);
   const auto n = static_cast<int>(net.layers.size());
-  const std::int64_t scale = options.batch * options.bytes_per_element;
+  const std::int64_t scale = mul(options.batch, options.bytes_per_element);
 
   AnalyticCosts total;
   total.layers.reserve(net.layers.size());
@@ -28,17 +42,17 @@ AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& opti
   std::vector<int> last_use(n + 1, -1);
   std::vector<std::int64_t> bytes(n + 1, 0);
   std::vector<std::int64_t> workspace(n, 0);
-  bytes[0] = numel(net.input_shape) * scale;
+  bytes[0] = mul(numel(net.input_shape), scale);
   for (int i = 0; i < n; ++i) {
     const auto& l = net.layers[i];
     const OpDef& def = find_op(l.op);
     LayerCost c = def.cost(l.input_shapes, l.output_shape, l.attrs);
-    LayerCosts lc{l.name, l.op, c.params, c.macs * options.batch,
-                  def.materialized ? numel(l.output_shape) * scale : 0};
-    total.params += lc.params;
-    total.macs += lc.macs;
+    LayerCosts lc{l.name, l.op, c.params, mul(c.macs, options.batch),
+                  def.materialized ? mul(numel(l.output_shape), scale) : 0};
+    total.params = add(total.params, lc.params);
+    total.macs = add(total.macs, lc.macs);
     bytes[i + 1] = lc.output_bytes;
-    workspace[i] = c.workspace * scale;
+    workspace[i] = mul(c.workspace, scale);
     for (int in : l.inputs) {
       NASFORGE_CHECK(in >= -1 && in < i, "analytic_costs: layer {} reads {}, expected an earlier layer",
                      i, in);
@@ -59,8 +73,8 @@ AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& opti
   std::int64_t live = bytes[0];
   std::int64_t peak = live;
   for (int i = 0; i < n; ++i) {
-    live += bytes[i + 1];
-    peak = std::max(peak, live + workspace[i]);
+    live = add(live, bytes[i + 1]);
+    peak = std::max(peak, add(live, workspace[i]));
     for (int t : frees[i]) live -= bytes[t];
   }
   total.peak_activation_bytes = peak;

@@ -85,6 +85,29 @@ AttrDef a_pool_pad() { return opt("padding", kI, -1, "zero padding; -1 = (kernel
 AttrDef a_dil(I d) { return opt("dilation", kI, d, "kernel dilation"); }
 AttrDef a_affine() { return opt("affine", kB, true, "batch norm with learnable scale and shift"); }
 
+// Cost arithmetic is checked: attributes and shapes that pass the shape rules can still describe
+// a layer whose parameter or MAC count does not fit 64 bits. SearchSpace::resolve computes each
+// layer's cost once, so such a layer fails there, naming it, instead of overflowing later.
+struct CI {
+  I v = 0;
+  CI(I x = 0) : v(x) {}  // NOLINT(google-explicit-constructor)
+  [[noreturn]] static void too_large() {
+    bad(fmt::format("expected a parameter, MAC and workspace count below 2^63, found a larger one"));
+  }
+  friend CI operator+(CI a, CI b) {
+    I r = 0;
+    if (__builtin_add_overflow(a.v, b.v, &r)) too_large();
+    return CI(r);
+  }
+  friend CI operator*(CI a, CI b) {
+    I r = 0;
+    if (__builtin_mul_overflow(a.v, b.v, &r)) too_large();
+    return CI(r);
+  }
+  friend CI operator/(CI a, CI b) { return CI(a.v / b.v); }  // divisors are positive
+  CI& operator+=(CI b) { return *this = *this + b; }
+};
+
 // ---- shape and cost of a plain convolution, shared by the composite ops -------------------
 struct ConvGeom {
   I ho, wo, params, macs;
@@ -97,8 +120,8 @@ ConvGeom conv_geom(const Img& x, I out, I k, I stride, I pad, I dil, I groups, b
   }
   I ho = conv_out(x.h, k, stride, pad, dil, op);
   I wo = conv_out(x.w, k, stride, pad, dil, op);
-  I per_out = (x.c / groups) * k * k;
-  return {ho, wo, out * per_out + (bias ? out : 0), ho * wo * out * per_out};
+  CI per_out = CI(x.c / groups) * k * k;
+  return {ho, wo, (CI(out) * per_out + (bias ? out : 0)).v, (CI(ho) * wo * out * per_out).v};
 }
 
 I bn_params(I c, const LayerAttrs& a) { return a.b("affine") ? 2 * c : 0; }
@@ -158,7 +181,7 @@ std::vector<OpDef> builtin_ops() {
                            a.i("stride"), auto_pad(a), a.i("dilation"), a.i("groups"),
                            a.b("bias"), "conv_bn_act");
         I bn = a.b("bn") ? bn_params(a.i("out"), a) : 0;
-        return LayerCost{g.params + bn, g.macs, numel(out)};
+        return LayerCost{(CI(g.params) + bn).v, g.macs, numel(out)};
       }});
 
   // relu_conv_bn (NAS-Bench-201 / DARTS ReLUConvBN) ---------------------------------------
@@ -181,7 +204,7 @@ std::vector<OpDef> builtin_ops() {
         auto g = conv_geom(image(in[0], "relu_conv_bn"), a.i("out"), a.i("kernel"),
                            a.i("stride"), auto_pad(a), a.i("dilation"), 1, false,
                            "relu_conv_bn");
-        return LayerCost{g.params + bn_params(a.i("out"), a), g.macs, numel(in[0])};
+        return LayerCost{(CI(g.params) + bn_params(a.i("out"), a)).v, g.macs, numel(in[0])};
       }});
 
   // bn -------------------------------------------------------------------------------------
@@ -284,8 +307,8 @@ std::vector<OpDef> builtin_ops() {
         return out;
       },
       [](const std::vector<Shape>& in, const Shape&, const LayerAttrs& a) {
-        I f = in[0].back(), o = a.i("out"), t = in[0].size() == 2 ? in[0][0] : 1;
-        return LayerCost{f * o + (a.b("bias") ? o : 0), t * f * o, 0};
+        CI f = in[0].back(), o = a.i("out"), t = in[0].size() == 2 ? in[0][0] : 1;
+        return LayerCost{(f * o + (a.b("bias") ? o : CI(0))).v, (t * f * o).v, 0};
       }});
 
   // identity / skip ------------------------------------------------------------------------
@@ -329,8 +352,8 @@ std::vector<OpDef> builtin_ops() {
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
         if (in[0] == out) return LayerCost{};
-        I c = in[0][0], o = out[0], hw = out[1] * out[2];
-        return LayerCost{c * o + bn_params(o, a), hw * c * o, 0};
+        CI c = in[0][0], o = out[0], hw = CI(out[1]) * out[2];
+        return LayerCost{(c * o + bn_params(o.v, a)).v, (hw * c * o).v, 0};
       }});
 
   // zero / none ----------------------------------------------------------------------------
@@ -372,8 +395,8 @@ std::vector<OpDef> builtin_ops() {
         return {a.i("out"), x.h / 2, x.w / 2};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], o = out[0];
-        return LayerCost{c * o + bn_params(o, a), out[1] * out[2] * c * o, numel(in[0])};
+        CI c = in[0][0], o = out[0];
+        return LayerCost{(c * o + bn_params(o.v, a)).v, (CI(out[1]) * out[2] * c * o).v, numel(in[0])};
       }});
 
   // resnet_basic (NAS-Bench-201 reduction block) --------------------------------------------
@@ -398,18 +421,20 @@ std::vector<OpDef> builtin_ops() {
                 conv_out(x.w, 3, s, 1, 1, "resnet_basic")};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], o = out[0], hw = out[1] * out[2];
-        LayerCost lc;
-        lc.params = 9 * c * o + bn_params(o, a) + 9 * o * o + bn_params(o, a);
-        lc.macs = hw * 9 * c * o + hw * 9 * o * o;
+        CI c = in[0][0], o = out[0], hw = CI(out[1]) * out[2];
+        CI params = 9 * c * o + bn_params(o.v, a) + 9 * o * o + bn_params(o.v, a);
+        CI macs = hw * 9 * c * o + hw * 9 * o * o;
         if (a.i("stride") == 2) {
-          lc.params += c * o;
-          lc.macs += hw * c * o;
-        } else if (c != o) {
-          lc.params += c * o + bn_params(o, a);
-          lc.macs += hw * c * o;
+          params += c * o;
+          macs += hw * c * o;
+        } else if (c.v != o.v) {
+          params += c * o + bn_params(o.v, a);
+          macs += hw * c * o;
         }
-        lc.workspace = 2 * numel(out) + numel(in[0]);
+        LayerCost lc;
+        lc.params = params.v;
+        lc.macs = macs.v;
+        lc.workspace = (2 * CI(numel(out)) + numel(in[0])).v;
         return lc;
       }});
 
@@ -431,11 +456,11 @@ std::vector<OpDef> builtin_ops() {
         return {a.i("out"), conv_out(ho, k, 1, p, 1, "sep_conv"), conv_out(wo, k, 1, p, 1, "sep_conv")};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], o = out[0], k = a.i("kernel"), hw = out[1] * out[2];
+        CI c = in[0][0], o = out[0], k = a.i("kernel"), hw = CI(out[1]) * out[2];
         LayerCost lc;
-        lc.params = c * k * k + c * c + bn_params(c, a) + c * k * k + c * o + bn_params(o, a);
-        lc.macs = hw * (c * k * k + c * c + c * k * k + c * o);
-        lc.workspace = numel(in[0]) + 2 * c * hw;
+        lc.params = (c * k * k + c * c + bn_params(c.v, a) + c * k * k + c * o + bn_params(o.v, a)).v;
+        lc.macs = (hw * (c * k * k + c * c + c * k * k + c * o)).v;
+        lc.workspace = (CI(numel(in[0])) + 2 * c * hw).v;
         return lc;
       }});
 
@@ -457,9 +482,9 @@ std::vector<OpDef> builtin_ops() {
                 conv_out(x.w, k, a.i("stride"), p, d, "dil_conv")};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], o = out[0], k = a.i("kernel"), hw = out[1] * out[2];
-        return LayerCost{c * k * k + c * o + bn_params(o, a), hw * (c * k * k + c * o),
-                         numel(in[0]) + c * hw};
+        CI c = in[0][0], o = out[0], k = a.i("kernel"), hw = CI(out[1]) * out[2];
+        return LayerCost{(c * k * k + c * o + bn_params(o.v, a)).v, (hw * (c * k * k + c * o)).v,
+                         (CI(numel(in[0])) + c * hw).v};
       }});
 
   // mbconv (MobileNetV2/V3, Once-for-All, FBNet) --------------------------------------------
@@ -502,27 +527,31 @@ std::vector<OpDef> builtin_ops() {
                 conv_out(x.w, k, s, (k - 1) / 2, 1, "mbconv")};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], h = in[0][1], w = in[0][2], o = out[0], k = a.i("kernel");
-        I g = a.i("groups"), hw = out[1] * out[2];
+        const I c0 = in[0][0];
+        CI c = c0, h = in[0][1], w = in[0][2], o = out[0], k = a.i("kernel");
+        CI g = a.i("groups"), hw = CI(out[1]) * out[2];
         double e = a.d("expansion");
-        I mid = a.i("divisor") > 1 ? make_divisible(std::round(c * e), a.i("divisor"))
-                                   : static_cast<I>(std::llround(c * e));
-        LayerCost lc;
+        const I mid0 = a.i("divisor") > 1 ? make_divisible(std::round(c0 * e), a.i("divisor"))
+                                          : static_cast<I>(std::llround(c0 * e));
+        CI mid = mid0, params = 0, macs = 0;
         const bool expand = e != 1.0;
         if (expand) {
-          lc.params += c * mid / g + bn_params(mid, a);
-          lc.macs += h * w * c * mid / g;
+          params += c * mid / g + bn_params(mid0, a);
+          macs += h * w * c * mid / g;
         }
-        lc.params += mid * k * k + bn_params(mid, a);
-        lc.macs += hw * mid * k * k;
+        params += mid * k * k + bn_params(mid0, a);
+        macs += hw * mid * k * k;
         if (a.b("se")) {
-          I r = make_divisible(mid * a.d("se_ratio"), 8);
-          lc.params += mid * r + r + r * mid + mid;
-          lc.macs += mid * r + r * mid;
+          CI r = make_divisible(mid0 * a.d("se_ratio"), 8);
+          params += mid * r + r + r * mid + mid;
+          macs += mid * r + r * mid;
         }
-        lc.params += mid * o / g + bn_params(o, a);
-        lc.macs += hw * mid * o / g;
-        lc.workspace = (expand ? mid * h * w : 0) + mid * hw;
+        params += mid * o / g + bn_params(o.v, a);
+        macs += hw * mid * o / g;
+        LayerCost lc;
+        lc.params = params.v;
+        lc.macs = macs.v;
+        lc.workspace = ((expand ? mid * h * w : CI(0)) + mid * hw).v;
         return lc;
       }});
 
@@ -560,12 +589,12 @@ std::vector<OpDef> builtin_ops() {
         return {(x.h / p) * (x.w / p) + (a.b("cls_token") ? 1 : 0), a.i("out")};
       },
       [](const std::vector<Shape>& in, const Shape& out, const LayerAttrs& a) {
-        I c = in[0][0], p = a.i("patch"), d = out[1], t = out[0];
-        I patches = (in[0][1] / p) * (in[0][2] / p);
+        CI c = in[0][0], p = a.i("patch"), d = out[1], t = out[0];
+        CI patches = CI(in[0][1] / p.v) * (in[0][2] / p.v);
         LayerCost lc;
-        lc.params = c * p * p * d + d + (a.b("cls_token") ? d : 0) + (a.b("pos_embed") ? t * d : 0);
-        lc.macs = patches * c * p * p * d;
-        lc.workspace = patches * d;
+        lc.params = (c * p * p * d + d + (a.b("cls_token") ? d : CI(0)) + (a.b("pos_embed") ? t * d : CI(0))).v;
+        lc.macs = (patches * c * p * p * d).v;
+        lc.workspace = (patches * d).v;
         return lc;
       }});
 
@@ -590,13 +619,13 @@ std::vector<OpDef> builtin_ops() {
         return in[0];
       },
       [](const std::vector<Shape>& in, const Shape&, const LayerAttrs& a) {
-        I t = in[0][0], d = in[0][1], q = a.i("heads") * a.i("head_dim");
-        I hid = static_cast<I>(std::llround(a.d("mlp_ratio") * static_cast<double>(d)));
+        CI t = in[0][0], d = in[0][1], heads = a.i("heads"), q = heads * a.i("head_dim");
+        CI hid = static_cast<I>(std::llround(a.d("mlp_ratio") * static_cast<double>(d.v)));
         LayerCost lc;
-        lc.params = 2 * d + d * 3 * q + (a.b("qkv_bias") ? 3 * q : 0) + q * d + d  // attention
-                    + 2 * d + d * hid + hid + hid * d + d;                        // MLP
-        lc.macs = t * d * 3 * q + 2 * t * t * q + t * q * d + 2 * t * d * hid;
-        lc.workspace = std::max(3 * t * q + a.i("heads") * t * t, t * hid);
+        lc.params = (2 * d + d * 3 * q + (a.b("qkv_bias") ? 3 * q : CI(0)) + q * d + d  // attention
+                     + 2 * d + d * hid + hid + hid * d + d).v;                     // MLP
+        lc.macs = (t * d * 3 * q + 2 * t * t * q + t * q * d + 2 * t * d * hid).v;
+        lc.workspace = std::max((3 * t * q + heads * t * t).v, (t * hid).v);
         return lc;
       }});
 

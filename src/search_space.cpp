@@ -6,6 +6,8 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -272,6 +274,14 @@ class Resolver {
       if (dim < 1 || dim > 65536) fail(path, fmt::format("expected an input dimension in [1, 65536], found {}", dim));
       net_.input_shape.push_back(dim);
     }
+    std::int64_t n = 1;  // the input is a tensor like any other: at most 2^40 elements
+    for (auto d : net_.input_shape) {
+      if (n > kMaxElements / d) {
+        fail("params.input", fmt::format("expected an input of at most 2^40 elements, found {}",
+                                         shape_to_string(net_.input_shape)));
+      }
+      n *= d;
+    }
     outs_.push_back(-1);
     for (const auto& item : sp_.network) process(item);
     return std::move(net_);
@@ -306,7 +316,14 @@ class Resolver {
 
   Value coerce(const AttrDef& ad, Value v, const std::string& path, const std::string& op) const {
     switch (ad.type) {
-      case AttrType::kInt: return to_int(v, path);
+      case AttrType::kInt: {
+        // Constants are range-checked at parse time; values that depend on a choice here.
+        const std::int64_t i = to_int(v, path);
+        if (i < -1 || i > (std::int64_t{1} << 24)) {
+          fail(path, fmt::format("expected {}.{} in [-1, {}], found {}", op, ad.name, 1 << 24, i));
+        }
+        return i;
+      }
       case AttrType::kNumber:
         if (v.is_number()) return v;
         break;
@@ -375,6 +392,23 @@ class Resolver {
                                l.name, def.name, shape_to_string(l.output_shape)));
       }
       n *= d;
+    }
+    // The analytic cost must be computable too: shapes that fit can still describe a layer whose
+    // parameter or MAC count overflows, and analytic_costs cannot fail on a resolved network.
+    try {
+      const LayerCost c = def.cost(l.input_shapes, l.output_shape, attrs);
+      if (c.workspace > kMaxElements) {
+        throw InvalidArgument(fmt::format(
+            "expected op-internal tensors of at most 2^40 elements, found {}", c.workspace));
+      }
+      // Below 2^62, so that AnalyticCosts::flops() = 2 x MACs fits as well.
+      constexpr std::int64_t kMaxCount = std::int64_t{1} << 62;
+      if (__builtin_add_overflow(params_, c.params, &params_) ||
+          __builtin_add_overflow(macs_, c.macs, &macs_) || params_ >= kMaxCount || macs_ >= kMaxCount) {
+        throw InvalidArgument("expected the network's parameter and MAC counts below 2^62, found larger");
+      }
+    } catch (const InvalidArgument& e) {
+      fail(path, fmt::format("layer {} ({}): {}", l.name, def.name, e.what()));
     }
     l.attrs = std::move(attrs);
     net_.layers.push_back(std::move(l));
@@ -527,6 +561,7 @@ class Resolver {
   const detail::SpaceImpl& sp_;
   const Architecture& a_;
   bool super_ = false;
+  std::int64_t params_ = 0, macs_ = 0;  // running totals, checked for overflow
   ConcreteNetwork net_;
   std::vector<int> outs_;
 };
@@ -607,8 +642,13 @@ Architecture SearchSpace::parse_architecture(std::string_view text_in) const {
   }
   const auto& ds = impl_->decisions;
   std::vector<std::uint32_t> c(ds.size(), 0);
+  std::unordered_map<std::string_view, std::size_t> by_name;  // find_decision is linear
+  by_name.reserve(ds.size());
+  for (std::size_t i = 0; i < ds.size(); ++i) by_name.emplace(ds[i].name, i);
   for (const auto& [k, v] : j.items()) {
-    auto d = find_decision(k);
+    auto found_name = by_name.find(k);
+    std::optional<std::size_t> d;
+    if (found_name != by_name.end()) d = found_name->second;
     if (!d) {
       throw SearchSpaceError(impl_->origin, fmt::format("{}.{}", where, k),
                              fmt::format("unknown decision \"{}\" (the space has {} decisions, "
@@ -616,13 +656,21 @@ Architecture SearchSpace::parse_architecture(std::string_view text_in) const {
                                          k, ds.size(), ds.empty() ? "" : ds[0].name));
     }
     const auto& opts = ds[*d].options;
+    // The value as an option; numbers compare by exact value (4 matches 4.0, but 2^53 + 1 does
+    // not match 2^53), the same equality that makes options of one choice distinct.
+    std::optional<Value> val;
+    if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
+      val = Value(v.get<std::int64_t>());
+    } else if (v.is_number()) {
+      val = Value(v.get<double>());
+    } else if (v.is_boolean()) {
+      val = Value(v.get<bool>());
+    } else if (v.is_string()) {
+      val = Value(v.get<std::string>());
+    }
     bool found = false;
-    for (std::uint32_t o = 0; o < opts.size() && !found; ++o) {
-      const Value& ov = opts[o];
-      bool eq = (ov.is_number() && v.is_number() && ov.as_double() == v.get<double>()) ||
-                (ov.is_string() && v.is_string() && ov.as_string() == v.get<std::string>()) ||
-                (ov.is_bool() && v.is_boolean() && ov.as_bool() == v.get<bool>());
-      if (eq) {
+    for (std::uint32_t o = 0; o < opts.size() && val && !found; ++o) {
+      if (detail::compare_options(opts[o], *val) == 0) {
         c[*d] = o;
         found = true;
       }
@@ -706,7 +754,8 @@ Architecture SearchSpace::from_native(std::string_view text_in) const {
     return canonical(Architecture(std::move(c)));
   }
   if (nf.format == "op_list") {
-    auto toks = split(text, '-');
+    // No op decisions: to_native writes "", which names the one architecture there is.
+    auto toks = text.empty() ? std::vector<std::string>{} : split(text, '-');
     const auto& ods = impl_->op_decisions;
     if (toks.size() != ods.size()) err(fmt::format("expected {} ops separated by '-', found {}", ods.size(), toks.size()));
     for (std::size_t i = 0; i < toks.size(); ++i) {

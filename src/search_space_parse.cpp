@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include <fmt/format.h>
@@ -41,6 +42,10 @@ Value arith(Expr::Op op, const Value& a, const Value& b) {
       case Expr::Op::kDiv:
       case Expr::Op::kFloorDiv:
         if (y == 0) throw InvalidArgument("division by zero in expression");
+        // INT64_MIN / -1 overflows (and x % -1 traps on x86).
+        if (y == -1 && x == std::numeric_limits<std::int64_t>::min()) {
+          throw InvalidArgument("integer overflow in expression");
+        }
         if (op == Expr::Op::kFloorDiv || x % y == 0) {
           std::int64_t q = x / y;
           if ((x % y != 0) && ((x < 0) != (y < 0))) --q;
@@ -50,22 +55,47 @@ Value arith(Expr::Op op, const Value& a, const Value& b) {
       default: break;
     }
   }
-  double x = a.as_double(), y = b.as_double();
+  double x = a.as_double(), y = b.as_double(), r = 0;
   switch (op) {
-    case Expr::Op::kAdd: return x + y;
-    case Expr::Op::kSub: return x - y;
-    case Expr::Op::kMul: return x * y;
+    case Expr::Op::kAdd: r = x + y; break;
+    case Expr::Op::kSub: r = x - y; break;
+    case Expr::Op::kMul: r = x * y; break;
     case Expr::Op::kDiv:
       if (y == 0) throw InvalidArgument("division by zero in expression");
-      return x / y;
+      r = x / y;
+      break;
     case Expr::Op::kFloorDiv:
       if (y == 0) throw InvalidArgument("division by zero in expression");
-      return std::floor(x / y);
-    default: break;
+      r = std::floor(x / y);
+      break;
+    default: throw InvalidArgument("bad expression operator");
   }
-  throw InvalidArgument("bad expression operator");
+  // Reals in a space are finite (JSON has no inf or NaN); an overflowing product is an error.
+  if (!std::isfinite(r)) throw InvalidArgument(fmt::format("expected a finite result, found {}", r));
+  return r;
 }
+// -1, 0, 1 as integer i is below, equal to or above the finite real d, exactly.
+int compare_int_real(std::int64_t i, double d) {
+  if (d >= 9223372036854775808.0) return -1;
+  if (d < -9223372036854775808.0) return 1;
+  const double t = std::trunc(d);
+  const auto ti = static_cast<std::int64_t>(t);
+  if (i != ti) return i < ti ? -1 : 1;
+  return d > t ? -1 : (d < t ? 1 : 0);
+}
+int kind_rank(const Value& v) { return v.is_number() ? 0 : (v.is_bool() ? 1 : 2); }
 }  // namespace
+
+int compare_options(const Value& a, const Value& b) {
+  if (kind_rank(a) != kind_rank(b)) return kind_rank(a) < kind_rank(b) ? -1 : 1;
+  if (a.is_int() && b.is_int()) return a.as_int() < b.as_int() ? -1 : (a.as_int() > b.as_int() ? 1 : 0);
+  if (a.is_int()) return compare_int_real(a.as_int(), b.as_double());
+  if (b.is_int()) return -compare_int_real(b.as_int(), a.as_double());
+  if (a.is_number()) return a.as_double() < b.as_double() ? -1 : (a.as_double() > b.as_double() ? 1 : 0);
+  if (a.is_bool()) return static_cast<int>(a.as_bool()) - static_cast<int>(b.as_bool());
+  const int c = a.as_string().compare(b.as_string());
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
 
 Value eval_expr(const Expr& e, const std::vector<Decision>& decisions, const Architecture* arch) {
   if (e.toks.size() == 1) {  // the common case: a constant or a bare choice
@@ -87,6 +117,9 @@ Value eval_expr(const Expr& e, const std::vector<Decision>& decisions, const Arc
       case Expr::Op::kNeg: {
         Value v = stack.back();
         stack.pop_back();
+        if (v.is_int() && v.as_int() == std::numeric_limits<std::int64_t>::min()) {
+          throw InvalidArgument("integer overflow in expression");
+        }
         if (v.is_int()) stack.emplace_back(-v.as_int());
         else if (v.is_double()) stack.emplace_back(-v.as_double());
         else throw InvalidArgument(fmt::format("cannot negate {}", v.repr()));
@@ -107,12 +140,29 @@ Value eval_expr(const Expr& e, const std::vector<Decision>& decisions, const Arc
 namespace {
 
 constexpr int kMaxNesting = 16;
-constexpr std::size_t kMaxItems = 200000;
+constexpr std::size_t kMaxItems = 20000;  // concrete layers (a cell counts all it can produce)
 constexpr std::size_t kMaxOptions = 65536;
 constexpr std::int64_t kMaxRepeat = 10000;
 constexpr std::int64_t kMaxDepth = 1000;
 constexpr int kMaxCellNodes = 32;
 constexpr int kMaxJsonDepth = 128;
+// Work limits, so that no input of a few kilobytes makes parsing or resolving slow: repeats and
+// stage depths multiply their bodies, and parameters inline into the expressions using them.
+constexpr std::size_t kMaxWork = 1000000;          // JSON values + string bytes, after expansion
+constexpr std::size_t kMaxTotalOptions = 1000000;  // options summed over all decisions
+constexpr std::size_t kMaxExprTokens = 256;        // terms of one expression, parameters inlined
+
+// The size of a JSON value: one per value plus the bytes of its strings and keys.
+std::size_t json_weight(const json& j) {
+  if (j.is_string()) return 1 + j.get_ref<const std::string&>().size();
+  std::size_t w = 1;
+  if (j.is_object()) {
+    for (const auto& kv : j.items()) w += kv.key().size() + json_weight(kv.value());
+  } else if (j.is_array()) {
+    for (const auto& e : j) w += json_weight(e);
+  }
+  return w;
+}
 
 std::string child(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
@@ -126,9 +176,14 @@ const char* type_name(const json& j) {
 }
 
 std::string preview(const json& j) {
-  std::string s = j.dump();
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
+}
+
+// Layers a cell can produce: its preprocessing, one per edge, a sum per node, the concat.
+std::size_t cell_layers(const CellStruct& c) {
+  return static_cast<std::size_t>(c.inputs) + c.edges.size() + static_cast<std::size_t>(c.nodes) + 1;
 }
 
 struct ParamVal {
@@ -237,6 +292,7 @@ class Parser {
   std::shared_ptr<SpaceImpl> impl_;
   std::vector<std::pair<std::string, ParamVal>> params_;
   std::map<std::string, OpTemplate> library_;
+  std::map<std::string, std::size_t> library_weight_;  // json_weight of each library op
   std::map<std::string, std::shared_ptr<CellStruct>> cells_;
   std::map<std::string, int> decision_by_name_;
   std::vector<bool> named_;
@@ -248,7 +304,26 @@ class Parser {
   };
   std::vector<Scope> scopes_;
   int current_scope_ = -1;
-  std::size_t item_count_ = 0;
+  std::size_t item_count_ = 0;  // concrete layers the network can produce
+  std::size_t work_ = 0;        // see kMaxWork
+  std::size_t total_options_ = 0;
+  bool in_params_ = false;  // parsing `params`: only earlier params are visible
+
+  void charge(const std::string& path, std::size_t work) {
+    work_ += work;
+    if (work_ > kMaxWork) {
+      fail(path, fmt::format("expected the network to expand to at most {} JSON values and string "
+                             "bytes (repeats and stages copy their bodies), found more",
+                             kMaxWork));
+    }
+  }
+  void charge_layers(const std::string& path, std::size_t layers) {
+    item_count_ += layers;
+    if (item_count_ > kMaxItems) {
+      fail(path, fmt::format("expected at most {} layers after expanding repeats, stages and cells, "
+                             "found more", kMaxItems));
+    }
+  }
   std::string document_;  // the document without params, for the fingerprint
 };
 
@@ -266,6 +341,7 @@ Expr Parser::parse_expression(const std::string& text, const std::string& path) 
     while (pos < text.size() && std::isspace(static_cast<unsigned char>(text[pos]))) ++pos;
   };
   int nesting = 0;
+  bool symbolic = false;  // depends on a choice
   std::function<void()> expr, term, unary;
   auto atom = [&] {
     skip();
@@ -302,13 +378,20 @@ Expr Parser::parse_expression(const std::string& text, const std::string& path) 
         std::vector<std::string> names;
         for (const auto& p : params_) names.push_back(p.first);
         fail(path, fmt::format("unknown parameter \"${}\"; parameters declared {}: {}", name,
-                               impl_->network.empty() ? "before it" : "in params",
+                               in_params_ ? "before it" : "in params",
                                names.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(names, ", "))));
       }
       if (it->second.is_list) {
         fail(path, fmt::format("parameter \"${}\" is a list and cannot be used in an expression", name));
       }
       out.toks.insert(out.toks.end(), it->second.scalar.toks.begin(), it->second.scalar.toks.end());
+      // Parameters are inlined (constant ones folded to one term); without a bound, choice-
+      // dependent "b": "$a+$a", "c": "$b+$b", ... would double at each step.
+      symbolic = symbolic || !it->second.scalar.is_const();
+      if (symbolic && out.toks.size() > kMaxExprTokens) {
+        err(fmt::format("expected at most {} terms in an expression that depends on a choice "
+                        "(parameters expanded), found more", kMaxExprTokens));
+      }
       return;
     }
     if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') {
@@ -386,6 +469,10 @@ Expr Parser::parse_expression(const std::string& text, const std::string& path) 
   expr();
   skip();
   if (pos != text.size()) err(fmt::format("unexpected '{}'", text[pos]));
+  if (symbolic && out.toks.size() > kMaxExprTokens) {
+    err(fmt::format("expected at most {} terms in an expression that depends on a choice "
+                    "(parameters expanded), found more", kMaxExprTokens));
+  }
   // Fold constant expressions now, so that evaluation is a lookup.
   if (out.is_const() && out.toks.size() > 1) {
     try {
@@ -403,12 +490,25 @@ int Parser::declare_decision(std::string name, DecisionKind kind, std::vector<Va
   if (options.size() > kMaxOptions) {
     fail(path, fmt::format("expected at most {} options, found {}", kMaxOptions, options.size()));
   }
-  for (std::size_t i = 0; i < options.size(); ++i) {
-    for (std::size_t k = 0; k < i; ++k) {
-      if (options[k] == options[i]) {
-        fail(index(path, i), fmt::format("duplicate option {} (also at index {})", options[i].repr(), k));
-      }
+  // Duplicates, numerically equal numbers included (1 and 1.0 name the same option), in
+  // O(n log n): the first repeated option is reported, with the index of its first occurrence.
+  std::vector<std::size_t> order(options.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return compare_options(options[x], options[y]) < 0;
+  });
+  std::size_t dup = options.size(), first = 0;
+  for (std::size_t r = 1; r < order.size(); ++r) {
+    // Runs of equal options are in index order (stable sort); order[r] repeats the run's head.
+    if (compare_options(options[order[r - 1]], options[order[r]]) == 0 &&
+        (r == 1 || compare_options(options[order[r - 2]], options[order[r - 1]]) != 0) &&
+        order[r] < dup) {
+      dup = order[r];
+      first = order[r - 1];
     }
+  }
+  if (dup < options.size()) {
+    fail(index(path, dup), fmt::format("duplicate option {} (also at index {})", options[dup].repr(), first));
   }
   auto it = decision_by_name_.find(name);
   if (it != decision_by_name_.end()) {
@@ -426,6 +526,10 @@ int Parser::declare_decision(std::string name, DecisionKind kind, std::vector<Va
                              fmt::join(b, ", "), decision_kind_name(kind)));
     }
     return it->second;
+  }
+  total_options_ += options.size();
+  if (total_options_ > kMaxTotalOptions) {
+    fail(path, fmt::format("expected at most {} options over all decisions, found more", kMaxTotalOptions));
   }
   int id = static_cast<int>(impl_->decisions.size());
   impl_->decisions.push_back(Decision{name, kind, std::move(options), path, false});
@@ -512,6 +616,7 @@ Expr Parser::parse_value(const json& j, const std::string& path, bool allow_choi
 
 void Parser::parse_params(const json& j) {
   if (!j.is_object()) fail("params", fmt::format("expected an object, found {}", type_name(j)));
+  in_params_ = true;
   // Overrides must name declared parameters.
   for (const auto& [k, _] : overrides_) {
     if (!j.contains(k)) {
@@ -545,9 +650,11 @@ void Parser::parse_params(const json& j) {
     } else {
       pv.scalar = parse_value(v, path, true, DecisionKind::kValue, k);
     }
-    impl_->params.emplace_back(k, v.dump());
+    // An override given as bare text may hold any bytes; dump() would throw on invalid UTF-8.
+    impl_->params.emplace_back(k, v.dump(-1, ' ', false, json::error_handler_t::replace));
     params_.emplace_back(k, std::move(pv));
   }
+  in_params_ = false;
   // A param's own choice is used where the param is referenced, not where it is declared.
   for (auto& s : scope_of_) s = -2;
 }
@@ -642,6 +749,7 @@ void Parser::parse_ops(const json& j) {
   if (!j.is_object()) fail("ops", fmt::format("expected an object of named ops, found {}", type_name(j)));
   for (const auto& [k, v] : j.items()) {
     library_.emplace(k, parse_op(v, child("ops", k), k, true, false, {}));
+    library_weight_[k] = json_weight(v);
   }
 }
 
@@ -667,6 +775,7 @@ std::vector<OpTemplate> Parser::parse_op_list(const json& j, const std::string& 
                             names.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(names, ", "))));
       }
       op = it->second;
+      charge(p, library_weight_[name]);  // a label copies the whole template
     } else if (j[i].is_object()) {
       if (!j[i].contains("name")) fail(p, "an inline op in a list needs a \"name\"");
       std::string name = const_string(j[i]["name"], child(p, "name"));
@@ -703,7 +812,9 @@ void Parser::parse_items(const json& arr, const std::string& path, const std::st
       expect_keys(j, p, {"type", "count", "body"});
       std::int64_t count = const_int(require(j, "count", p), child(p, "count"), 0, kMaxRepeat);
       const json& body = require(j, "body", p);
+      const std::size_t weight = json_weight(body) + 1;  // an empty body still costs
       for (std::int64_t r = 0; r < count; ++r) {
+        charge(p, weight);
         parse_items(body, child(p, "body"), fmt::format("{}.r{}", n, r), out, depth + 1);
       }
       continue;
@@ -713,7 +824,7 @@ void Parser::parse_items(const json& arr, const std::string& path, const std::st
 }
 
 Item Parser::parse_item(const json& j, const std::string& path, const std::string& name, int depth) {
-  if (++item_count_ > kMaxItems) fail(path, fmt::format("the network has more than {} layers", kMaxItems));
+  charge_layers(path, 1);
   if (!j.is_object()) fail(path, fmt::format("expected a layer object {{\"type\": ...}}, found {} {}", type_name(j), preview(j)));
   const json& t = require(j, "type", path);
   std::string type = const_string(t, child(path, "type"));
@@ -767,7 +878,9 @@ Item Parser::parse_stage(const json& j, const std::string& path, const std::stri
     fail(child(path, "block.type"), "a stage block must be an op or a choose");
   }
   const int parent_scope = current_scope_;
+  const std::size_t weight = json_weight(block);
   for (std::int64_t b = 0; b < max_depth; ++b) {
+    charge(child(path, "block"), weight);
     if (item.decision >= 0) {
       current_scope_ = static_cast<int>(scopes_.size());
       scopes_.push_back(Scope{Owner{Owner::Kind::kStageBlock, item.decision, static_cast<int>(b)}});
@@ -827,6 +940,7 @@ Item Parser::parse_cell(const json& j, const std::string& path, const std::strin
                              cname, it->second->path));
     }
     item.cell = it->second;
+    charge_layers(path, cell_layers(*it->second) - 1);  // parse_item counted one
     // Tied decisions are used in this scope too.
     for (const auto& e : it->second->edges) touch_decision(e.decision);
     for (int d : it->second->input_decision) if (d >= 0) touch_decision(d);
@@ -890,6 +1004,7 @@ Item Parser::parse_cell(const json& j, const std::string& path, const std::strin
     }
   }
   cells_.emplace(cname, cell);
+  charge_layers(path, cell_layers(*cell) - 1);  // parse_item counted one
   item.cell = cell;
   return item;
 }
@@ -904,6 +1019,13 @@ void Parser::parse_native(const json& j) {
     if (it == cells_.end()) fail("native.cell", fmt::format("no cell named \"{}\" in the network", cname));
     if (it->second->inputs != 1 || it->second->node_inputs != 0) {
       fail("native.cell", "the nb201 format needs a cell with 1 input and all node inputs kept");
+    }
+    // '|' and '+' separate edges and nodes in the string: a label holding one cannot be read back.
+    for (const auto& op : it->second->ops) {
+      if (op.label.find_first_of("|+") != std::string::npos) {
+        fail("native.cell", fmt::format("expected op labels without '|' or '+' for the nb201 format, "
+                                        "found \"{}\" in the ops of cell \"{}\"", op.label, cname));
+      }
     }
     impl_->native.cell = it->second;
   } else if (format == "op_list") {
@@ -1036,14 +1158,47 @@ void Parser::finish() {
   for (std::size_t d = 0; d < n; ++d) {
     if (sp.owners[d].kind != Owner::Kind::kGlobal) owned[sp.owners[d].by].push_back(static_cast<int>(d));
   }
+  // Small factors are gathered in 64 bits before they touch a big integer: a space can have tens
+  // of thousands of decisions.
+  auto mul_small = [](BigUint& big, std::uint64_t& acc, std::uint64_t f) {
+    if (acc > std::numeric_limits<std::uint64_t>::max() / f) {
+      big.mul(acc);
+      acc = 1;
+    }
+    acc *= f;
+  };
+  std::uint64_t total_acc = 1;
   for (std::size_t d = 0; d < n; ++d) {
     if (sp.owners[d].kind != Owner::Kind::kGlobal) continue;
     auto it = owned.find(static_cast<int>(d));
     if (it == owned.end()) {
-      total.mul(sp.decisions[d].options.size());
+      mul_small(total, total_acc, sp.decisions[d].options.size());
       continue;
     }
     BigUint sum(0);
+    if (sp.decisions[d].kind == DecisionKind::kDepth) {
+      // The active blocks are those below the chosen depth, a prefix: walk the depths in order,
+      // extending one running product (quadratic work per option would not scale to 1,000 blocks).
+      std::vector<int> by_block = it->second;
+      std::stable_sort(by_block.begin(), by_block.end(),
+                       [&](int x, int y) { return sp.owners[x].index < sp.owners[y].index; });
+      std::vector<std::int64_t> depths;
+      for (const auto& v : sp.decisions[d].options) depths.push_back(v.as_int());
+      std::sort(depths.begin(), depths.end());
+      BigUint prefix(1);
+      std::uint64_t prefix_acc = 1;
+      std::size_t next = 0;
+      for (std::int64_t depth : depths) {
+        for (; next < by_block.size() && sp.owners[by_block[next]].index < depth; ++next) {
+          mul_small(prefix, prefix_acc, sp.decisions[by_block[next]].options.size());
+        }
+        BigUint term = prefix;
+        term.mul(prefix_acc);
+        sum.add(term);
+      }
+      total.mul(sum);
+      continue;
+    }
     for (std::size_t o = 0; o < sp.decisions[d].options.size(); ++o) {
       BigUint term(1);
       for (int od : it->second) {
@@ -1060,6 +1215,7 @@ void Parser::finish() {
     }
     total.mul(sum);
   }
+  total.mul(total_acc);
   sp.size.exact = total.to_string();
   sp.size.log10 = total.log10();
   sp.size.value = total.to_u64();

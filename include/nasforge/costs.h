@@ -41,7 +41,9 @@ struct AnalyticCosts {
 };
 
 /// Counts the costs of `net`. Throws InvalidArgument if a layer's op is unknown or its
-/// attributes do not fit its shapes (cannot happen for networks built by SearchSpace::resolve).
+/// attributes do not fit its shapes (cannot happen for networks built by SearchSpace::resolve),
+/// or if a count does not fit 64 bits (with batch 1 and 4 bytes per element, cannot happen for
+/// networks built by SearchSpace::resolve, which checks each layer's costs).
 AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& options = {});
 
 }  // namespace nasforge

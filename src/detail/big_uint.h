@@ -51,15 +51,20 @@ class BigUint {
     if (limbs_.empty()) return "0";
     std::vector<std::uint32_t> v = limbs_;
     std::string digits;
-    while (!v.empty()) {
+    while (!v.empty()) {  // nine decimal digits per pass over the limbs
       std::uint64_t rem = 0;
       for (std::size_t i = v.size(); i-- > 0;) {
         std::uint64_t cur = (rem << 32) | v[i];
-        v[i] = static_cast<std::uint32_t>(cur / 10);
-        rem = cur % 10;
+        v[i] = static_cast<std::uint32_t>(cur / 1000000000);
+        rem = cur % 1000000000;
       }
-      digits.push_back(static_cast<char>('0' + rem));
       while (!v.empty() && v.back() == 0) v.pop_back();
+      const bool top = v.empty();
+      for (int k = 0; k < 9; ++k) {
+        digits.push_back(static_cast<char>('0' + rem % 10));
+        rem /= 10;
+        if (top && rem == 0) break;  // no leading zeros
+      }
     }
     return {digits.rbegin(), digits.rend()};
   }

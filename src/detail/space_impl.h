@@ -47,6 +47,10 @@ struct Expr {
 // type errors (e.g. a string in arithmetic, division by zero).
 Value eval_expr(const Expr& e, const std::vector<Decision>& decisions, const Architecture* arch);
 
+// Orders option values: numbers by exact value (an integer and a real that are the same number
+// compare equal: 4 and 4.0), then booleans, then strings. Returns -1, 0 or 1.
+int compare_options(const Value& a, const Value& b);
+
 struct Attr {
   std::string key;
   Expr value;
