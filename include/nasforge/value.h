@@ -16,6 +16,7 @@ class Value {
  public:
   using Storage = std::variant<std::int64_t, double, bool, std::string>;
 
+  /// The integer 0.
   Value() : v_(std::int64_t{0}) {}
   Value(std::int64_t v) : v_(v) {}            // NOLINT(google-explicit-constructor)
   Value(int v) : v_(std::int64_t{v}) {}       // NOLINT(google-explicit-constructor)
@@ -24,6 +25,7 @@ class Value {
   Value(std::string v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
   Value(const char* v) : v_(std::string(v)) {}  // NOLINT(google-explicit-constructor)
 
+  /// Kind tests.
   bool is_int() const noexcept { return std::holds_alternative<std::int64_t>(v_); }
   bool is_double() const noexcept { return std::holds_alternative<double>(v_); }
   /// True for integers and reals.
@@ -47,6 +49,7 @@ class Value {
   /// Like repr() but strings are unquoted (for display and native strings).
   std::string str() const;
 
+  /// The underlying variant.
   const Storage& storage() const noexcept { return v_; }
   friend bool operator==(const Value&, const Value&) = default;
   friend auto operator<=>(const Value&, const Value&) = default;

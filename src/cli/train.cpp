@@ -30,6 +30,10 @@ int cmd_train(const Args& a) {
                                  shape_to_string(net.input_shape), a.data, shape_to_string(data_shape),
                                  shape_to_string(data_shape)));
   }
+  if (net.output_shape() != Shape{10} && a.data == "fashion-mnist") {
+    throw UsageError(fmt::format("train: the network outputs {} but fashion-mnist has 10 classes",
+                                 shape_to_string(net.output_shape())));
+  }
   if (a.data == "fashion-mnist") {
     auto train_set = load_fashion_mnist(true), test_set = load_fashion_mnist(false);
     auto norm = compute_normalization(train_set);
@@ -46,10 +50,6 @@ int cmd_train(const Args& a) {
     test_data = {all.images.slice(0, n), all.labels.slice(0, n)};
   } else {
     throw UsageError(fmt::format("--data: expected fashion-mnist or synthetic, found \"{}\"", a.data));
-  }
-  if (net.output_shape() != Shape{10} && a.data == "fashion-mnist") {
-    throw UsageError(fmt::format("train: the network outputs {} but fashion-mnist has 10 classes",
-                                 shape_to_string(net.output_shape())));
   }
 
   TrainOptions o;

@@ -29,6 +29,7 @@ Normalization compute_normalization(const ImageSet& set, const std::vector<std::
 struct TensorData {
   ::torch::Tensor images;  ///< float32 [N, C, H, W]
   ::torch::Tensor labels;  ///< int64 [N]
+  /// Number of samples.
   std::int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
 };
 

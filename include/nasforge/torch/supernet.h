@@ -51,10 +51,13 @@ class SupernetImpl : public ::torch::nn::Module {
   /// Runs `x` [batch, ...input_shape] through the supernet in the current mode.
   ::torch::Tensor forward(const ::torch::Tensor& x);
 
+  /// Switches between single-path and mixed execution (default single-path).
   void set_mode(SupernetMode mode) { mode_ = mode; }
+  /// The current execution mode.
   SupernetMode mode() const noexcept { return mode_; }
   /// The architecture single-path mode runs (validated; must respect the masks).
   void set_architecture(const Architecture& arch);
+  /// The architecture single-path mode runs (all first options until set).
   const Architecture& architecture() const noexcept { return arch_; }
 
   /// Architecture logits of every op decision, in decision order (the DARTS alpha).
@@ -66,6 +69,7 @@ class SupernetImpl : public ::torch::nn::Module {
 
   /// Restricts decision `d` to the options where `allowed` is true (at least one).
   void set_mask(std::size_t d, const std::vector<bool>& allowed);
+  /// The allowed options of decision `d` (all true until set_mask).
   const std::vector<bool>& mask(std::size_t d) const;
   /// A random architecture that respects the masks (uniform over allowed options).
   Architecture sample(Rng& rng) const;
@@ -73,6 +77,7 @@ class SupernetImpl : public ::torch::nn::Module {
   /// The standalone network of `arch` with the supernet's weights and BN statistics copied in.
   Network extract(const Architecture& arch) const;
 
+  /// The space the supernet was compiled from.
   const SearchSpace& space() const noexcept { return space_; }
   /// The supernet's structure (SearchSpace::supernet()).
   const ConcreteNetwork& structure() const noexcept { return net_; }
