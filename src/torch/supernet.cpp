@@ -208,6 +208,49 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
   return run(x).back();
 }
 
+void SupernetImpl::save_checkpoint(const std::string& path) const {
+  ::torch::serialize::OutputArchive archive;
+  save(archive);  // parameters and buffers (weights, BN statistics, logits)
+  archive.write("nasforge.fingerprint", c10::IValue(space_.fingerprint()));
+  for (std::size_t d = 0; d < masks_.size(); ++d) {
+    std::vector<std::int64_t> m(masks_[d].begin(), masks_[d].end());
+    archive.write(fmt::format("nasforge.mask_{}", d), ::torch::tensor(m), /*is_buffer=*/true);
+  }
+  try {
+    archive.save_to(path);
+  } catch (const c10::Error& e) {
+    throw InvalidArgument(fmt::format("{}: cannot write the supernet checkpoint: {}", path, e.what_without_backtrace()));
+  }
+}
+
+void SupernetImpl::load_checkpoint(const std::string& path) {
+  ::torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw NotFound(fmt::format("{}: cannot read a supernet checkpoint: {}", path, e.what_without_backtrace()));
+  }
+  c10::IValue fp;
+  if (!archive.try_read("nasforge.fingerprint", fp) || !fp.isString()) {
+    throw InvalidArgument(fmt::format("{}: not a nasforge supernet checkpoint (no space fingerprint)", path));
+  }
+  if (fp.toStringRef() != space_.fingerprint()) {
+    throw InvalidArgument(fmt::format("{}: the checkpoint is for a space with fingerprint {}, this supernet's space "
+                                      "\"{}\" has fingerprint {} (another space, or other parameters)",
+                                      path, fp.toStringRef(), space_.name(), space_.fingerprint()));
+  }
+  try {
+    load(archive);
+  } catch (const c10::Error& e) {
+    throw InvalidArgument(fmt::format("{}: cannot restore the supernet: {}", path, e.what_without_backtrace()));
+  }
+  for (std::size_t d = 0; d < masks_.size(); ++d) {
+    ::torch::Tensor m;
+    archive.read(fmt::format("nasforge.mask_{}", d), m, /*is_buffer=*/true);
+    for (std::size_t o = 0; o < masks_[d].size(); ++o) masks_[d][o] = m[static_cast<std::int64_t>(o)].item<std::int64_t>() != 0;
+  }
+}
+
 Network SupernetImpl::extract(const Architecture& arch) const {
   Network out(space_.resolve(space_.canonical(arch)));
   ::torch::NoGradGuard no_grad;

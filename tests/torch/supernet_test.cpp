@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -142,6 +144,35 @@ TEST(Supernet, SameSeedSameArchitectureParameters) {
   Supernet a(space, 11), b(space, 11), c(space, 12);
   EXPECT_TRUE(::torch::equal(a->alpha(0), b->alpha(0)));
   EXPECT_FALSE(::torch::equal(a->alpha(0), c->alpha(0)));
+}
+
+TEST(Supernet, CheckpointRestoresWeightsLogitsAndMasksOfTheSameSpaceOnly) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}});
+  auto path = (std::filesystem::temp_directory_path() / "nasforge_supernet_ckpt.pt").string();
+  ::torch::manual_seed(0);
+  Supernet a(space, 1);
+  a->set_mask(2, {true, false, true, true, true});
+  a->save_checkpoint(path);
+  ::torch::manual_seed(5);
+  Supernet b(space, 2);
+  b->load_checkpoint(path);
+  EXPECT_TRUE(::torch::equal(a->alpha(0), b->alpha(0)));
+  EXPECT_EQ(b->mask(2), a->mask(2));
+  a->eval();
+  b->eval();
+  ::torch::NoGradGuard no_grad;
+  auto x = ::torch::randn({2, 3, 32, 32});
+  EXPECT_TRUE(::torch::equal(a->forward(x), b->forward(x)));
+  // Another parameterisation of the space is another space.
+  Supernet other(SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "16"}}));
+  try {
+    other->load_checkpoint(path);
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("fingerprint"), std::string::npos);
+  }
+  EXPECT_THROW(b->load_checkpoint(path + ".missing"), NotFound);
+  std::filesystem::remove(path);
 }
 
 TEST(Supernet, ElasticSpacesAreRejectedClearly) {

@@ -15,6 +15,9 @@
 /// `extract(a)` returns a standalone Network holding copies of the chosen candidates' weights;
 /// in eval mode its outputs equal the supernet's single-path outputs.
 ///
+/// `save_checkpoint` / `load_checkpoint` keep weights, logits and masks with the space's
+/// fingerprint; loading a checkpoint of another space is an error.
+///
 /// Not yet: elastic mode (weight slicing for kernel, width, depth, heads); spaces whose values
 /// are decisions (mobilenetv3, vit) are rejected with a SearchSpaceError naming the value.
 
@@ -76,6 +79,14 @@ class SupernetImpl : public ::torch::nn::Module {
 
   /// The standalone network of `arch` with the supernet's weights and BN statistics copied in.
   Network extract(const Architecture& arch) const;
+
+  /// Writes a checkpoint: weights, BN statistics, architecture logits, masks and the space's
+  /// fingerprint (LibTorch archive format).
+  void save_checkpoint(const std::string& path) const;
+  /// Restores a checkpoint written by save_checkpoint. Throws InvalidArgument, naming both
+  /// fingerprints, when it was written for a different space (or other parameters), and
+  /// NotFound when the file cannot be read.
+  void load_checkpoint(const std::string& path);
 
   /// The space the supernet was compiled from.
   const SearchSpace& space() const noexcept { return space_; }
