@@ -293,10 +293,6 @@ class Resolver {
   }
 
   Value eval(const detail::Expr& e, const std::string& path) const {
-    if (super_ && !e.is_const()) {
-      fail(path, "this value is a decision; supernets of value decisions need weight slicing "
-                 "(elastic mode), which is not implemented yet");
-    }
     try {
       return detail::eval_expr(e, sp_.decisions, &a_);
     } catch (const InvalidArgument& err) {
@@ -574,8 +570,21 @@ ConcreteNetwork SearchSpace::resolve(const Architecture& arch) const {
 }
 
 ConcreteNetwork SearchSpace::supernet() const {
-  Architecture zero(std::vector<std::uint32_t>(impl_->decisions.size(), 0));
-  return Resolver(*impl_, zero, /*super=*/true).run();
+  // Op, input and depth decisions are expanded structurally; a value decision takes its
+  // largest option (numbers and booleans compare as numbers; strings take the first), so that
+  // every sub-network's weights are slices of the supernet's.
+  std::vector<std::uint32_t> pick(impl_->decisions.size(), 0);
+  for (std::size_t d = 0; d < pick.size(); ++d) {
+    const auto& dec = impl_->decisions[d];
+    if (dec.kind != DecisionKind::kValue) continue;
+    auto num = [](const Value& v) {
+      return v.is_int() ? static_cast<double>(v.as_int()) : v.is_double() ? v.as_double() : v.is_bool() ? double(v.as_bool()) : -1e300;
+    };
+    for (std::uint32_t o = 1; o < dec.options.size(); ++o) {
+      if (num(dec.options[o]) > num(dec.options[pick[d]])) pick[d] = o;
+    }
+  }
+  return Resolver(*impl_, Architecture(std::move(pick)), /*super=*/true).run();
 }
 
 // ---- named and native forms ---------------------------------------------------------------

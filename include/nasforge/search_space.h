@@ -142,8 +142,10 @@ class SearchSpace {
   /// and labelled exactly as `resolve` names the chosen one), each decision's candidates
   /// followed by a `mixed` layer, each cell node summing all its edges' `mixed` layers, and a
   /// `select` layer after each stage with a depth decision. `nasforge::Supernet` runs it.
-  /// Spaces whose values (kernel, width, resolution, ...) are decisions need weight slicing
-  /// (elastic mode), which this structure does not express yet: they throw SearchSpaceError.
+  /// A value decision (kernel, width, expansion, heads, resolution, ...) takes its largest
+  /// option here (numbers and booleans by value; a string decision its first option): the
+  /// supernet holds the largest weights and `Supernet` slices them for smaller choices
+  /// (elastic mode).
   ConcreteNetwork supernet() const;
 
   /// Named JSON form: `{"decision name": option value, ...}`.

@@ -371,6 +371,52 @@ namespace detail {
 }
 }  // namespace detail
 
+namespace detail {
+std::size_t visit_layer_tensors(::torch::nn::Module& m, const TensorVisitor& visit) {
+  std::size_t visited = 0;
+  for (const auto& item : m.named_modules("", /*include_self=*/true)) {
+    ::torch::nn::Module* mod = item.value().get();
+    auto slot = [&](const char* name, Tensor& t, bool conv_weight = false, bool grouped = false) {
+      if (!t.defined()) return;
+      visit(TensorSlot{item.key().empty() ? std::string(name) : item.key() + "." + name, conv_weight, grouped}, t);
+      ++visited;
+    };
+    auto norm = [&](auto* n) {
+      slot("weight", n->weight);
+      slot("bias", n->bias);
+      slot("running_mean", n->running_mean);
+      slot("running_var", n->running_var);
+      slot("num_batches_tracked", n->num_batches_tracked);
+    };
+    if (auto* c = dynamic_cast<::torch::nn::Conv2dImpl*>(mod)) {
+      const I g = c->options.groups();
+      slot("weight", c->weight, true, g > 1 && g != c->options.in_channels());
+      slot("bias", c->bias);
+    } else if (auto* b2 = dynamic_cast<::torch::nn::BatchNorm2dImpl*>(mod)) {
+      norm(b2);
+    } else if (auto* b1 = dynamic_cast<::torch::nn::BatchNorm1dImpl*>(mod)) {
+      norm(b1);
+    } else if (auto* fc = dynamic_cast<::torch::nn::LinearImpl*>(mod)) {
+      slot("weight", fc->weight);
+      slot("bias", fc->bias);
+    } else if (auto* ln = dynamic_cast<::torch::nn::LayerNormImpl*>(mod)) {
+      slot("weight", ln->weight);
+      slot("bias", ln->bias);
+    } else if (auto* pe = dynamic_cast<PatchEmbedImpl*>(mod)) {
+      slot("cls_token", pe->cls_token);
+      slot("pos_embed", pe->pos_embed);
+    }
+  }
+  const std::size_t total = m.named_parameters().size() + m.named_buffers().size();
+  if (visited != total) {
+    throw InvalidArgument(fmt::format("module {}: {} of its {} tensors sit in modules other than Conv2d, "
+                                      "BatchNorm, Linear and LayerNorm, so its weights cannot be shared or sliced",
+                                      m.name(), total - visited, total));
+  }
+  return visited;
+}
+}  // namespace detail
+
 void register_torch_op(const std::string& op, TorchOpFactory factory) {
   NASFORGE_CHECK(static_cast<bool>(factory), "register_torch_op({}): expected a factory", op);
   std::lock_guard lock(g_mutex);
@@ -378,7 +424,10 @@ void register_torch_op(const std::string& op, TorchOpFactory factory) {
   user_ops().emplace(op, std::move(factory));
 }
 
-NetworkImpl::NetworkImpl(ConcreteNetwork net) : net_(std::move(net)) {
+NetworkImpl::NetworkImpl(ConcreteNetwork net)
+    : NetworkImpl(std::move(net), [](const ConcreteLayer& l, std::size_t) { return detail::make_layer_module(l); }) {}
+
+NetworkImpl::NetworkImpl(ConcreteNetwork net, const LayerFactory& make) : net_(std::move(net)) {
   const auto n = net_.layers.size();
   layers_.resize(n);
   last_use_.assign(n, -1);
@@ -387,8 +436,9 @@ NetworkImpl::NetworkImpl(ConcreteNetwork net) : net_(std::move(net)) {
     for (int in : l.inputs) {
       if (in >= 0) last_use_[in] = std::max(last_use_[in], static_cast<int>(i));
     }
-    ::torch::nn::AnyModule m = detail::make_layer_module(l);
-    if (m.is_empty()) continue;
+    if (l.op == "sum" || l.op == "concat" || l.op == "zero") continue;
+    ::torch::nn::AnyModule m = make(l, i);
+    NASFORGE_CHECK(!m.is_empty(), "Network: the layer factory gave no module for layer {} ({})", l.name, l.op);
     register_module(fmt::format("l{}", i), m.ptr());
     layers_[i] = std::move(m);
   }

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/ranges.h>
+
 #include "nasforge/error.h"
 #include "torch/layer_modules.h"
 
@@ -11,7 +13,11 @@ std::string key_of(const ConcreteLayer& l) { return l.name + '\x1f' + l.choice; 
 }  // namespace
 
 SupernetImpl::SupernetImpl(SearchSpace space, std::uint64_t seed)
-    : space_(std::move(space)), net_(space_.supernet()) {
+    : SupernetImpl(std::move(space), SupernetOptions{seed, false}) {}
+
+SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
+    : space_(std::move(space)), net_(space_.supernet()), kernel_transform_(options.kernel_transform) {
+  const std::uint64_t seed = options.seed;
   const auto& ds = space_.decisions();
   arch_ = Architecture(std::vector<std::uint32_t>(ds.size(), 0));
   masks_.resize(ds.size());
@@ -57,6 +63,111 @@ SupernetImpl::SupernetImpl(SearchSpace space, std::uint64_t seed)
     }
     if (!layers_[i].is_empty()) by_key_.emplace(key_of(l), i);
   }
+  for (const auto& d : ds) elastic_ |= d.kind == DecisionKind::kValue;
+  if (!elastic_) return;
+  tensors_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (layers_[i].is_empty()) continue;
+    for (const auto& p : layers_[i].ptr()->named_parameters()) tensors_[i].emplace(p.key(), p.value());
+    for (const auto& b : layers_[i].ptr()->named_buffers()) tensors_[i].emplace(b.key(), b.value());
+    const auto& l = net_.layers[i];
+    if (kernel_transform_ && l.op == "mbconv") {
+      for (std::int64_t k = l.attrs.i("kernel") - 2; k >= 1; k -= 2) {
+        kernel_matrices_.emplace(fmt::format("{}:{}", i, k),
+                                 register_parameter(fmt::format("kernel_transform_l{}_k{}", i, k), ::torch::eye(k * k)));
+      }
+    }
+  }
+  set_architecture(arch_);  // the first options, so that forward works before any choice
+}
+
+const Shape& SupernetImpl::input_shape() const {
+  return elastic_ ? elastic_net_->concrete().input_shape : net_.input_shape;
+}
+
+::torch::Tensor SupernetImpl::slice_for(std::size_t li, const ConcreteLayer& actual, const detail::TensorSlot& slot,
+                                        ::torch::IntArrayRef shape) const {
+  using ::torch::Tensor;
+  auto it = tensors_[li].find(slot.path);
+  NASFORGE_CHECK(it != tensors_[li].end(), "Supernet: layer {} ({}) has no tensor \"{}\" in the supernet", actual.name,
+                 actual.op, slot.path);
+  const Tensor& big = it->second;
+  const auto bs = big.sizes();
+  if (bs == shape) return big;
+  auto fail = [&](const std::string& why) {
+    throw InvalidArgument(fmt::format("Supernet: layer {} ({}) needs {} of shape {} but the supernet holds {}: {}",
+                                      actual.name, actual.op, slot.path, fmt::join(shape, "x"), fmt::join(bs, "x"), why));
+  };
+  if (bs.size() != shape.size()) fail("the ranks differ");
+  for (std::size_t d = 0; d < bs.size(); ++d) {
+    if (shape[d] > bs[d]) fail("a choice larger than the option the supernet was built with");
+  }
+  if (slot.grouped) fail("a grouped convolution's channels cannot be sliced without mixing its groups");
+  if (actual.op == "transformer_block" && slot.path.rfind("qkv.", 0) == 0) {
+    // q, k and v are stacked along dim 0: the first heads of each.
+    if (bs[0] % 3 != 0 || shape[0] % 3 != 0) fail("q, k and v must be stacked thirds");
+    std::vector<Tensor> parts;
+    for (std::int64_t j = 0; j < 3; ++j) {
+      Tensor part = big.narrow(0, j * (bs[0] / 3), shape[0] / 3);
+      if (shape.size() == 2) part = part.narrow(1, 0, shape[1]);
+      parts.push_back(part);
+    }
+    return ::torch::cat(parts, 0);
+  }
+  if (actual.op == "patch_embed" && slot.path == "pos_embed" && shape[1] != bs[1]) {
+    fail("a positional embedding cannot follow another resolution by slicing");
+  }
+  Tensor v = big;
+  for (std::size_t d = 0; d < bs.size(); ++d) {
+    if (shape[d] == bs[d]) continue;
+    if (slot.conv_weight && d >= 2) {
+      if ((bs[d] - shape[d]) % 2 != 0) fail("a kernel's centre needs sizes of equal parity");
+      continue;  // spatial dims below
+    }
+    v = v.narrow(static_cast<std::int64_t>(d), 0, shape[d]);
+  }
+  if (!slot.conv_weight || bs.size() != 4 || (shape[2] == bs[2] && shape[3] == bs[3])) return v;
+  const bool transform = kernel_transform_ && actual.op == "mbconv" && slot.path == "dw.conv.weight" && shape[2] == shape[3];
+  if (!transform) return v.narrow(2, (bs[2] - shape[2]) / 2, shape[2]).narrow(3, (bs[3] - shape[3]) / 2, shape[3]);
+  // Once-for-All: each smaller kernel is the next larger one's centre times a learned matrix.
+  for (std::int64_t k = bs[2] - 2; k >= shape[2]; k -= 2) {
+    const std::int64_t c = v.size(0), g = v.size(1);
+    v = v.narrow(2, 1, k).narrow(3, 1, k);
+    v = ::torch::matmul(v.reshape({c * g, k * k}), kernel_matrices_.at(fmt::format("{}:{}", li, k)).t()).reshape({c, g, k, k});
+  }
+  return v;
+}
+
+::torch::nn::AnyModule SupernetImpl::elastic_module(const ConcreteLayer& l, std::size_t li) {
+  std::string key = key_of(l);
+  for (const auto& [name, v] : l.attrs.values()) key += fmt::format("|{}={}", name, v.repr());
+  for (const auto& s : l.input_shapes) key += fmt::format("|{}", shape_to_string(s));
+  auto it = elastic_cache_.find(key);
+  if (it != elastic_cache_.end()) return it->second;
+  auto m = detail::make_layer_module(l);
+  // Point the module at views of the supernet's tensors, then free its own storage: from now
+  // on forward() rebinds the views (in the grad mode of the forward) before every use.
+  {
+    ::torch::NoGradGuard no_grad;
+    detail::visit_layer_tensors(*m.ptr(), [&](const detail::TensorSlot& slot, ::torch::Tensor& member) {
+      member = slice_for(li, l, slot, member.sizes());
+    });
+    for (auto& p : m.ptr()->parameters()) p.set_data(::torch::empty({0}, p.options()));
+    for (auto& b : m.ptr()->buffers()) b.set_data(::torch::empty({0}, b.options()));
+  }
+  elastic_cache_.emplace(std::move(key), m);
+  return m;
+}
+
+void SupernetImpl::bind_elastic() {
+  const auto& layers = elastic_net_->concrete().layers;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    auto mod = elastic_net_->layer_module(i);
+    if (!mod) continue;
+    detail::visit_layer_tensors(*mod, [&](const detail::TensorSlot& slot, ::torch::Tensor& member) {
+      member = slice_for(elastic_source_[i], layers[i], slot, member.sizes());
+    });
+  }
 }
 
 void SupernetImpl::set_architecture(const Architecture& arch) {
@@ -66,6 +177,15 @@ void SupernetImpl::set_architecture(const Architecture& arch) {
                    space_.decisions()[d].name, arch[d]);
   }
   arch_ = arch;
+  if (!elastic_) return;
+  ConcreteNetwork concrete = space_.resolve(arch);
+  elastic_source_.assign(concrete.layers.size(), 0);
+  elastic_net_ = Network(std::move(concrete), [&](const ConcreteLayer& l, std::size_t i) {
+    auto it = by_key_.find(key_of(l));
+    NASFORGE_CHECK(it != by_key_.end(), "Supernet: layer {} ({}) has no counterpart in the supernet", l.name, l.choice);
+    elastic_source_[i] = it->second;
+    return elastic_module(l, it->second);
+  });
 }
 
 std::vector<::torch::Tensor> SupernetImpl::arch_parameters() const {
@@ -203,6 +323,25 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
 }
 
 ::torch::Tensor SupernetImpl::forward(const ::torch::Tensor& x) {
+  if (elastic_) {
+    if (mode_ != SupernetMode::kSinglePath) {
+      std::string value;
+      for (const auto& d : space_.decisions()) {
+        if (d.kind == DecisionKind::kValue && value.empty()) value = d.name;
+      }
+      throw InvalidArgument(fmt::format("Supernet: mixed mode needs a space whose decisions are ops, inputs and depths; "
+                                        "\"{}\" of space \"{}\" is a value decision (elastic spaces run single-path)",
+                                        value, space_.name()));
+    }
+    const Shape& want = elastic_net_->concrete().input_shape;
+    NASFORGE_CHECK(x.dim() == static_cast<std::int64_t>(want.size()) + 1 &&
+                       std::equal(want.begin(), want.end(), x.sizes().begin() + 1),
+                   "Supernet: the architecture expects an input [batch, {}], got [{}]", fmt::join(want, ", "),
+                   fmt::join(x.sizes(), ", "));
+    bind_elastic();
+    elastic_net_->train(is_training());
+    return elastic_net_->forward(x);
+  }
   NASFORGE_CHECK(x.dim() == static_cast<std::int64_t>(net_.input_shape.size()) + 1,
                  "Supernet: expected an input [batch, {}], got {} dimensions", shape_to_string(net_.input_shape), x.dim());
   return run(x).back();
@@ -261,6 +400,12 @@ Network SupernetImpl::extract(const Architecture& arch) const {
     auto it = by_key_.find(key_of(layers[i]));
     NASFORGE_CHECK(it != by_key_.end() && !layers_[it->second].is_empty(),
                    "Supernet::extract: layer {} ({}) has no counterpart in the supernet", layers[i].name, layers[i].choice);
+    if (elastic_) {  // the same slices the elastic forward computes with, copied
+      detail::visit_layer_tensors(*dst, [&](const detail::TensorSlot& slot, ::torch::Tensor& member) {
+        member.copy_(slice_for(it->second, layers[i], slot, member.sizes()));
+      });
+      continue;
+    }
     auto src = layers_[it->second].ptr();
     auto sp = src->named_parameters(), dp = dst->named_parameters();
     for (auto& p : dp) p.value().copy_(sp[p.key()]);

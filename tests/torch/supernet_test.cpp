@@ -26,6 +26,9 @@ const std::vector<Case>& cases() {
       {"nb201", {{"N", "1"}}},
       {"darts", {{"N", "1"}, {"C", "8"}}},
       {"fbnet", {}},
+      // Elastic spaces, made small: the resolution stays a decision.
+      {"mobilenetv3", {{"resolution", R"({"choice": [32, 48]})"}, {"classes", "10"}}},
+      {"vit", {{"input", "[3,32,32]"}, {"patch", "8"}, {"classes", "10"}}},
   };
   return c;
 }
@@ -58,14 +61,17 @@ TEST_P(SupernetSpaces, ExtractedNetworkMatchesSinglePath) {
   Supernet net(space);
   // A little training-mode traffic so BN statistics are not at their initial values.
   Rng rng(4);
-  std::vector<std::int64_t> in{4};
-  const Shape input = net->structure().input_shape;
-  in.insert(in.end(), input.begin(), input.end());
+  auto input_of = [&] {
+    std::vector<std::int64_t> in{4};
+    const Shape& input = net->input_shape();
+    in.insert(in.end(), input.begin(), input.end());
+    return in;
+  };
   {
     ::torch::NoGradGuard ng;
     for (int i = 0; i < 3; ++i) {
       net->set_architecture(net->sample(rng));
-      net->forward(::torch::randn(in));
+      net->forward(::torch::randn(input_of()));
     }
   }
   net->eval();
@@ -73,6 +79,7 @@ TEST_P(SupernetSpaces, ExtractedNetworkMatchesSinglePath) {
   for (int i = 0; i < 4; ++i) {
     auto arch = net->sample(rng);
     net->set_architecture(arch);
+    auto in = input_of();
     auto sub = net->extract(arch);
     EXPECT_FALSE(sub->is_training());
     EXPECT_EQ(sub->num_parameters(), analytic_costs(space.resolve(arch)).params);
@@ -82,7 +89,7 @@ TEST_P(SupernetSpaces, ExtractedNetworkMatchesSinglePath) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shipped, SupernetSpaces, ::testing::Range<std::size_t>(0, 3),
+INSTANTIATE_TEST_SUITE_P(Shipped, SupernetSpaces, ::testing::Range<std::size_t>(0, 5),
                          [](const auto& p) { return std::string(cases()[p.param].space); });
 
 TEST(Supernet, MixedModeWithOneAllowedOptionEqualsSinglePath) {
@@ -175,14 +182,135 @@ TEST(Supernet, CheckpointRestoresWeightsLogitsAndMasksOfTheSameSpaceOnly) {
   std::filesystem::remove(path);
 }
 
-TEST(Supernet, ElasticSpacesAreRejectedClearly) {
-  auto space = SearchSpace::from_file(testing::space_path("mobilenetv3"));
-  try {
-    Supernet net(space);
-    FAIL();
-  } catch (const SearchSpaceError& e) {
-    EXPECT_NE(std::string(e.what()).find("elastic mode"), std::string::npos);
+namespace {
+// A small elastic chain: a stem, a stage of depth {1, 2} whose MBConv blocks choose kernel
+// {3, 5, 7} and expansion {2, 4}, and a shared width choice.
+const char* kElastic = R"({
+  "params": {"input": [3, 12, 12], "w": {"choice": [8, 16]}},
+  "network": [
+    {"type": "conv_bn_act", "out": "$w", "kernel": 3, "act": "relu"},
+    {"type": "stage", "depth": {"choice": [1, 2]},
+     "block": {"type": "mbconv", "out": "$w", "act": "relu", "se": true,
+               "kernel": {"choice": [3, 5, 7]}, "expansion": {"choice": [2, 4]}}},
+    {"type": "global_avg_pool"},
+    {"type": "linear", "out": 3}
+  ]
+})";
+
+Architecture elastic_arch(const SearchSpace& s, int kernel, int w, int depth) {
+  nlohmann::json j;
+  for (const auto& d : s.decisions()) {
+    if (d.kind == DecisionKind::kDepth) j[d.name] = depth;
+    else if (d.name == "w") j[d.name] = w;
+    else if (d.path.find("kernel") != std::string::npos) j[d.name] = kernel;
   }
+  return s.parse_architecture(j.dump());  // expansions left out: option 0 (2)
+}
+}  // namespace
+
+TEST(SupernetElastic, SmallKernelTrainsTheCentreOfTheSharedKernelOnly) {
+  auto space = SearchSpace::from_string(kElastic);
+  ::torch::manual_seed(0);
+  Supernet net(space);
+  EXPECT_TRUE(net->elastic());
+  net->set_architecture(elastic_arch(space, 3, 8, 1));
+  net->forward(::torch::randn({2, 3, 12, 12})).sum().backward();
+  // The first block's depthwise weight in the supernet: [64 = 16 * 4, 1, 7, 7].
+  ::torch::Tensor dw;
+  for (const auto& p : net->named_parameters()) {
+    if (p.key().find("dw.conv.weight") != std::string::npos && !dw.defined()) dw = p.value();
+  }
+  ASSERT_TRUE(dw.defined());
+  ASSERT_EQ(dw.sizes(), (std::vector<std::int64_t>{64, 1, 7, 7}));
+  auto g = dw.grad();
+  ASSERT_TRUE(g.defined());
+  // w = 8, expansion 2: 16 channels; kernel 3: the centre 3x3 of the 7x7.
+  EXPECT_GT(g.narrow(0, 0, 16).narrow(2, 2, 3).narrow(3, 2, 3).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(g.narrow(0, 16, 48).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(g.narrow(2, 0, 2).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(g.narrow(3, 5, 2).abs().sum().item<double>(), 0.0);
+}
+
+TEST(SupernetElastic, BatchNormStatisticsOfTheSliceAreUpdatedInPlace) {
+  auto space = SearchSpace::from_string(kElastic);
+  Supernet net(space);
+  net->set_architecture(elastic_arch(space, 5, 8, 2));
+  ::torch::Tensor mean;  // the stem's BN running mean, 16 channels in the supernet
+  for (const auto& b : net->named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos && !mean.defined()) mean = b.value();
+  }
+  ASSERT_TRUE(mean.defined());
+  ASSERT_EQ(mean.size(0), 16);
+  {
+    ::torch::NoGradGuard ng;
+    net->forward(::torch::randn({4, 3, 12, 12}) + 1.0);
+  }
+  EXPECT_GT(mean.narrow(0, 0, 8).abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(mean.narrow(0, 8, 8).abs().sum().item<double>(), 0.0);
+}
+
+TEST(SupernetElastic, KernelTransformStartsAsTheCentreAndExtractsWhatItRuns) {
+  auto space = SearchSpace::from_string(kElastic);
+  ::torch::manual_seed(1);
+  Supernet plain(space);
+  ::torch::manual_seed(1);
+  Supernet ofa(space, SupernetOptions{0, true});
+  // A matrix per odd size below 7 (25x25, 9x9, 1x1) per block, two blocks.
+  EXPECT_EQ(count(ofa->parameters()) - count(plain->parameters()), 2 * (25 * 25 + 9 * 9 + 1));
+  plain->eval();
+  ofa->eval();
+  ::torch::NoGradGuard ng;
+  auto arch = elastic_arch(space, 3, 16, 2);
+  plain->set_architecture(arch);
+  ofa->set_architecture(arch);
+  auto x = ::torch::randn({2, 3, 12, 12});
+  EXPECT_LE((plain->forward(x) - ofa->forward(x)).abs().max().item<double>(), 1e-6);
+  for (auto& p : ofa->named_parameters()) {
+    if (p.key().find("kernel_transform") != std::string::npos) p.value().add_(0.05 * ::torch::randn_like(p.value()));
+  }
+  auto y = ofa->forward(x);
+  EXPECT_GT((plain->forward(x) - y).abs().max().item<double>(), 1e-4);
+  EXPECT_LE((ofa->extract(arch)->forward(x) - y).abs().max().item<double>(), 1e-5);
+}
+
+TEST(SupernetElastic, MixedModeAndWrongResolutionsAreClearErrors) {
+  auto space = SearchSpace::from_file(testing::space_path("mobilenetv3"),
+                                      {{"resolution", R"({"choice": [32, 48]})"}, {"classes", "10"}});
+  Supernet net(space);
+  EXPECT_EQ(net->input_shape(), (Shape{3, 32, 32}));
+  try {
+    net->forward(::torch::randn({1, 3, 48, 48}));
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("[batch, 3, 32, 32]"), std::string::npos) << e.what();
+  }
+  net->set_mode(SupernetMode::kMixed);
+  try {
+    net->forward(::torch::randn({1, 3, 32, 32}));
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("value decision"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SupernetElastic, CheckpointRoundTrip) {
+  auto space = SearchSpace::from_string(kElastic);
+  ::torch::manual_seed(5);
+  Supernet a(space, SupernetOptions{0, true});
+  ::torch::manual_seed(6);
+  Supernet b(space, SupernetOptions{0, true});
+  const std::string path = (std::filesystem::temp_directory_path() / "nasforge_elastic_ckpt.pt").string();
+  a->save_checkpoint(path);
+  b->load_checkpoint(path);
+  a->eval();
+  b->eval();
+  ::torch::NoGradGuard ng;
+  auto arch = elastic_arch(space, 5, 16, 2);
+  a->set_architecture(arch);
+  b->set_architecture(arch);
+  auto x = ::torch::randn({2, 3, 12, 12});
+  EXPECT_EQ((a->forward(x) - b->forward(x)).abs().max().item<double>(), 0.0);
+  std::filesystem::remove(path);
 }
 
 }  // namespace nasforge

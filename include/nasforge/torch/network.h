@@ -37,6 +37,12 @@ class NetworkImpl : public ::torch::nn::Module {
   /// initialisation. Throws InvalidArgument for an op without a torch implementation.
   explicit NetworkImpl(ConcreteNetwork net);
 
+  /// Builds layer `i` with `make(layer, i)` instead of the op registry (an empty AnyModule for
+  /// the structural ops sum, concat and zero). The supernet uses this to run a sub-network
+  /// whose modules share their weights with it.
+  using LayerFactory = std::function<::torch::nn::AnyModule(const ConcreteLayer&, std::size_t)>;
+  NetworkImpl(ConcreteNetwork net, const LayerFactory& make);
+
   /// Runs the network on `x` of shape [batch, ...input_shape].
   ::torch::Tensor forward(const ::torch::Tensor& x);
 

@@ -15,11 +15,19 @@
 /// `extract(a)` returns a standalone Network holding copies of the chosen candidates' weights;
 /// in eval mode its outputs equal the supernet's single-path outputs.
 ///
+/// - **elastic** (automatic for spaces with value decisions: kernel, width, expansion, heads,
+///   MLP ratio, resolution; depth decisions work in every mode): the supernet holds each layer
+///   at its largest configuration (`SearchSpace::supernet()`), and a smaller choice computes
+///   with slices of those weights, as in Once-for-All: a kernel takes the centre of the
+///   largest kernel (or, with `SupernetOptions::kernel_transform`, OFA's learned transformation
+///   of it), a width or expansion the first channels, attention the first heads (of q, k and v
+///   alike), a stage the first blocks. The slices are views, so gradients and batch-norm
+///   statistics land in the shared tensors. Elastic spaces run single-path only. Grouped
+///   (non-depthwise) convolutions cannot change width, and a choice that would need a tensor
+///   larger than the supernet's is an error.
+///
 /// `save_checkpoint` / `load_checkpoint` keep weights, logits and masks with the space's
 /// fingerprint; loading a checkpoint of another space is an error.
-///
-/// Not yet: elastic mode (weight slicing for kernel, width, depth, heads); spaces whose values
-/// are decisions (mobilenetv3, vit) are rejected with a SearchSpaceError naming the value.
 
 #include <cstdint>
 #include <map>
@@ -36,10 +44,25 @@
 
 namespace nasforge {
 
+namespace detail {
+struct TensorSlot;
+}  // namespace detail
+
 /// How a Supernet's forward treats op decisions.
 enum class SupernetMode {
   kSinglePath,  ///< run the architecture given to set_architecture
   kMixed,       ///< softmax(alpha)-weighted sum of every allowed candidate
+};
+
+/// Construction options of a Supernet.
+struct SupernetOptions {
+  /// Seeds the architecture logits (1e-3 * N(0, 1) from nasforge::Rng(seed)).
+  std::uint64_t seed = 0;
+  /// Once-for-All's kernel transformation: an MBConv's depthwise kernel of size k < K is the
+  /// centre of its size k+2 kernel multiplied by a learned (k*k)x(k*k) matrix (one per block
+  /// and odd size below the block's largest kernel, initialised to the identity, trained with
+  /// the weights; parameters named `kernel_transform_l<layer>_k<size>`). Off: the plain centre.
+  bool kernel_transform = false;
 };
 
 /// A weight-sharing supernet. Architecture parameters (one vector of logits per op decision)
@@ -50,6 +73,8 @@ class SupernetImpl : public ::torch::nn::Module {
   /// Compiles `space`. Weights use LibTorch's default initialisation (the global generator);
   /// architecture logits are 1e-3 * N(0, 1) drawn from nasforge::Rng(seed).
   explicit SupernetImpl(SearchSpace space, std::uint64_t seed = 0);
+  /// Compiles `space` with options.
+  SupernetImpl(SearchSpace space, const SupernetOptions& options);
 
   /// Runs `x` [batch, ...input_shape] through the supernet in the current mode.
   ::torch::Tensor forward(const ::torch::Tensor& x);
@@ -92,9 +117,17 @@ class SupernetImpl : public ::torch::nn::Module {
   const SearchSpace& space() const noexcept { return space_; }
   /// The supernet's structure (SearchSpace::supernet()).
   const ConcreteNetwork& structure() const noexcept { return net_; }
+  /// True when the space has value decisions, so sub-networks run on sliced weights.
+  bool elastic() const noexcept { return elastic_; }
+  /// The input shape the current architecture expects ([C, H, W] of its resolution).
+  const Shape& input_shape() const;
 
  private:
   std::vector<::torch::Tensor> run(const ::torch::Tensor& x);
+  ::torch::Tensor slice_for(std::size_t layer, const ConcreteLayer& actual, const detail::TensorSlot& slot,
+                            ::torch::IntArrayRef shape) const;
+  ::torch::nn::AnyModule elastic_module(const ConcreteLayer& l, std::size_t layer);
+  void bind_elastic();
   SearchSpace space_;
   ConcreteNetwork net_;
   std::vector<::torch::nn::AnyModule> layers_;
@@ -105,6 +138,14 @@ class SupernetImpl : public ::torch::nn::Module {
   std::map<std::string, std::size_t> by_key_;        // name + choice -> layer index
   SupernetMode mode_ = SupernetMode::kSinglePath;
   Architecture arch_;
+  // Elastic mode.
+  bool elastic_ = false;
+  bool kernel_transform_ = false;
+  std::vector<std::map<std::string, ::torch::Tensor>> tensors_;  // per layer: path -> tensor
+  std::map<std::string, ::torch::Tensor> kernel_matrices_;       // "<layer>:<k>" -> (k*k)x(k*k)
+  std::map<std::string, ::torch::nn::AnyModule> elastic_cache_;   // by layer and configuration
+  Network elastic_net_{nullptr};                                  // the current architecture's
+  std::vector<std::size_t> elastic_source_;                       // its layer -> supernet layer
 };
 TORCH_MODULE(Supernet);
 
