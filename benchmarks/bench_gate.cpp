@@ -6,7 +6,8 @@
 // RUN.json is Google Benchmark's JSON output with repetitions (the fastest repetition of each
 // benchmark is used). Each tracked benchmark's time is divided by the reference benchmark's
 // from the same run; a benchmark regresses when that ratio grows by more than the baseline's threshold. The
-// baseline also holds absolute targets (max time, min items per second) checked on every run.
+// baseline also holds targets checked on every run: absolute (max time, min items per second)
+// and relative to another benchmark of the same run ({"max_ratio_to": NAME, "max": 1.10}).
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -114,7 +115,20 @@ int main(int argc, char** argv) {
         ++failures;
         continue;
       }
-      if (t.contains("max_real_ns") && it->second.real_ns > t["max_real_ns"].get<double>()) {
+      if (t.contains("max_ratio_to")) {
+        // A ratio between two benchmarks of the same run, e.g. supernet step / extracted step.
+        const std::string other = t["max_ratio_to"].get<std::string>();
+        auto o = run.find(other);
+        if (o == run.end()) {
+          fmt::print("target {}: {} missing from the run\n", name, other);
+          ++failures;
+          continue;
+        }
+        const double r = it->second.real_ns / o->second.real_ns, max = t.at("max").get<double>();
+        const bool missed = r > max;
+        failures += missed;
+        fmt::print("target {}: {:.3f}x {} (at most {:.2f}x) {}\n", name, r, other, max, missed ? "MISSED" : "met");
+      } else if (t.contains("max_real_ns") && it->second.real_ns > t["max_real_ns"].get<double>()) {
         fmt::print("target {}: {:.0f} ns > {:.0f} ns MISSED\n", name, it->second.real_ns, t["max_real_ns"].get<double>());
         ++failures;
       } else if (t.contains("min_items_per_second") &&

@@ -1,7 +1,12 @@
-// Benchmarks of nasforge::torch: the supernet's single-path step against the extracted
-// network's (the overhead of weight sharing), on one thread. See docs/performance.md.
+// Benchmarks of nasforge::torch, on one thread (see docs/performance.md):
+// - the supernet's single-path step against the extracted network's (the overhead of weight
+//   sharing), on NB201 (op decisions) and MobileNetV3 (elastic: sliced weights);
+// - the mixed-mode forward against the sum of its candidate ops run alone (the overhead of
+//   mixing).
+// scripts/bench_gate.sh checks the ratios against benchmarks/baseline_torch.json.
 #include <benchmark/benchmark.h>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "nasforge/search_space.h"
@@ -64,6 +69,85 @@ void BM_MixedStep_nb201(benchmark::State& state) {
   for (auto _ : state) step(net, x, y);
 }
 BENCHMARK(BM_MixedStep_nb201)->Unit(benchmark::kMillisecond);
+
+// MobileNetV3 (Once-for-All) at 96x96 and 10 classes, so that a step takes ~1 s on one thread.
+nasforge::SearchSpace mbv3() {
+  std::string path = NASFORGE_SOURCE_DIR;
+  path += "/search_spaces/mobilenetv3.json";
+  return nasforge::SearchSpace::from_file(path, {{"resolution", "96"}, {"classes", "10"}});
+}
+
+// A mid-sized sub-network: depth 3 everywhere, kernel 5, expansion 4 (every option sliced).
+nasforge::Architecture mbv3_arch(const nasforge::SearchSpace& space) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& d : space.decisions()) {
+    if (d.kind == nasforge::DecisionKind::kDepth) j[d.name] = 3;
+    else if (d.path.find("kernel") != std::string::npos) j[d.name] = 5;
+    else if (d.path.find("expansion") != std::string::npos) j[d.name] = 4;
+  }
+  return space.parse_architecture(j.dump());
+}
+
+void BM_SinglePathStep_mbv3(benchmark::State& state) {
+  torch::set_num_threads(1);
+  auto space = mbv3();
+  torch::manual_seed(0);
+  nasforge::Supernet net(space);
+  net->set_architecture(mbv3_arch(space));
+  auto x = torch::randn({64, 3, 96, 96});
+  auto y = torch::randint(0, 10, {64});
+  for (auto _ : state) step(net, x, y);
+}
+BENCHMARK(BM_SinglePathStep_mbv3)->Unit(benchmark::kMillisecond);
+
+void BM_ExtractedStep_mbv3(benchmark::State& state) {
+  torch::set_num_threads(1);
+  auto space = mbv3();
+  torch::manual_seed(0);
+  nasforge::Supernet super(space);
+  auto net = super->extract(mbv3_arch(space));
+  net->train();
+  auto x = torch::randn({64, 3, 96, 96});
+  auto y = torch::randint(0, 10, {64});
+  for (auto _ : state) step(net, x, y);
+}
+BENCHMARK(BM_ExtractedStep_mbv3)->Unit(benchmark::kMillisecond);
+
+// The mixed-mode forward of the NB201 supernet (train mode, no autograd), batch 64.
+void BM_MixedForward_nb201(benchmark::State& state) {
+  torch::set_num_threads(1);
+  auto space = nb201();
+  torch::manual_seed(0);
+  nasforge::Supernet net(space);
+  net->set_mode(nasforge::SupernetMode::kMixed);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({64, 3, 32, 32});
+  for (auto _ : state) benchmark::DoNotOptimize(net->forward(x).data_ptr());
+}
+BENCHMARK(BM_MixedForward_nb201)->Unit(benchmark::kMillisecond);
+
+// Every op module of the same supernet (all candidates, stem, blocks, head) run alone on an
+// input of its shape: what the mixed forward would cost with free mixing.
+void BM_CandidatesAlone_nb201(benchmark::State& state) {
+  torch::set_num_threads(1);
+  auto space = nb201();
+  torch::manual_seed(0);
+  nasforge::Supernet net(space);
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<std::size_t, torch::Tensor>> work;
+  const auto& layers = net->structure().layers;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& op = layers[i].op;
+    if (op == "mixed" || op == "select" || op == "sum" || op == "concat" || op == "zero") continue;
+    std::vector<std::int64_t> shape{64};
+    shape.insert(shape.end(), layers[i].input_shapes[0].begin(), layers[i].input_shapes[0].end());
+    work.emplace_back(i, torch::randn(shape));
+  }
+  for (auto _ : state) {
+    for (auto& [i, x] : work) benchmark::DoNotOptimize(net->forward_layer(i, x).data_ptr());
+  }
+}
+BENCHMARK(BM_CandidatesAlone_nb201)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

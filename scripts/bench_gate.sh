@@ -1,26 +1,37 @@
 #!/usr/bin/env bash
-# Runs the core benchmarks and compares them with benchmarks/baseline.json (see
-# docs/performance.md). `scripts/bench_gate.sh --update` rewrites the baseline's ratios from a
-# fresh run instead (do it on an idle machine and commit the result with the reason).
+# Runs the benchmarks and compares them with the committed baselines (see docs/performance.md):
+#   build/bin/nasforge_bench       vs benchmarks/baseline.json        (core)
+#   build/bin/nasforge_torch_bench vs benchmarks/baseline_torch.json  (LibTorch; when built)
+# `scripts/bench_gate.sh --update` rewrites the baselines' ratios from a fresh run instead (do
+# it on an idle machine and commit the result with the reason).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
-run() {
-  # Interleaved repetitions: the reference and every tracked benchmark sample the same stretches
-  # of machine time, so a slow spell of a shared host shifts them together.
-  build/bin/nasforge_bench --benchmark_repetitions=7 --benchmark_enable_random_interleaving=true \
-    --benchmark_min_time=0.05 --benchmark_out=build/bench/run.json --benchmark_out_format=json \
-    > build/bench/console.txt
-  echo "bench_gate: benchmark console output in build/bench/console.txt"
+# Interleaved repetitions: the reference and every tracked benchmark sample the same stretches
+# of machine time, so a slow spell of a shared host shifts them together.
+run() {  # run NAME BINARY REPETITIONS
+  "build/bin/$2" --benchmark_repetitions="$3" --benchmark_enable_random_interleaving=true \
+    --benchmark_min_time=0.05 --benchmark_out="build/bench/$1.json" --benchmark_out_format=json \
+    > "build/bench/$1.txt"
+  echo "bench_gate: $2 console output in build/bench/$1.txt"
 }
-run
-if [[ "${1:-}" == "--update" ]]; then
-  build/bin/nasforge_bench_gate baseline benchmarks/baseline.json build/bench/run.json
-  exit 0
-fi
-# A shared machine can stall one run; a real regression survives a second run.
-if ! build/bin/nasforge_bench_gate check benchmarks/baseline.json build/bench/run.json; then
-  echo "bench_gate: failed once; measuring again"
-  run
-  build/bin/nasforge_bench_gate check benchmarks/baseline.json build/bench/run.json
+gate() {  # gate NAME BINARY REPETITIONS BASELINE
+  run "$1" "$2" "$3"
+  if [[ "$MODE" == "--update" ]]; then
+    build/bin/nasforge_bench_gate baseline "$4" "build/bench/$1.json"
+    return 0
+  fi
+  # A shared machine can stall one run; a real regression survives a second run.
+  if ! build/bin/nasforge_bench_gate check "$4" "build/bench/$1.json"; then
+    echo "bench_gate: $1 failed once; measuring again"
+    run "$1" "$2" "$3"
+    build/bin/nasforge_bench_gate check "$4" "build/bench/$1.json"
+  fi
+}
+MODE="${1:-}"
+gate core nasforge_bench 7 benchmarks/baseline.json
+if [[ -x build/bin/nasforge_torch_bench ]]; then
+  gate torch nasforge_torch_bench 5 benchmarks/baseline_torch.json
+else
+  echo "bench_gate: nasforge_torch_bench not built (NASFORGE_WITH_TORCH=OFF); LibTorch gate skipped"
 fi

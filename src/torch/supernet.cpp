@@ -81,6 +81,13 @@ SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
   set_architecture(arch_);  // the first options, so that forward works before any choice
 }
 
+::torch::Tensor SupernetImpl::forward_layer(std::size_t i, const ::torch::Tensor& x) {
+  NASFORGE_CHECK(i < layers_.size(), "Supernet::forward_layer: layer {} outside [0, {})", i, layers_.size());
+  NASFORGE_CHECK(!layers_[i].is_empty(), "Supernet::forward_layer: layer {} ({}) is structural and has no module",
+                 net_.layers[i].name, net_.layers[i].op);
+  return layers_[i].forward(x);
+}
+
 const Shape& SupernetImpl::input_shape() const {
   return elastic_ ? elastic_net_->concrete().input_shape : net_.input_shape;
 }
@@ -291,8 +298,9 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
         Tensor acc;
         for (std::size_t o = 0; o < l.inputs.size(); ++o) {
           if (!need[l.inputs[o]] || candidate_is_zero_[l.inputs[o]]) continue;
-          Tensor term = w[d][static_cast<std::int64_t>(o)] * outs[l.inputs[o]];
-          acc = acc.defined() ? acc + term : term;
+          Tensor wo = w[d][static_cast<std::int64_t>(o)];
+          // One fused multiply-add per candidate (differentiable in the weight and the output).
+          acc = acc.defined() ? ::torch::addcmul(acc, outs[l.inputs[o]], wo) : wo * outs[l.inputs[o]];
         }
         outs[i] = acc;  // undefined: every candidate was none or weightless
       } else {

@@ -117,6 +117,9 @@ class SupernetImpl : public ::torch::nn::Module {
   const SearchSpace& space() const noexcept { return space_; }
   /// The supernet's structure (SearchSpace::supernet()).
   const ConcreteNetwork& structure() const noexcept { return net_; }
+  /// Runs structure layer `i`'s module alone on `x` (diagnostics and benchmarks: the cost of
+  /// one candidate op). Throws InvalidArgument for a structural layer (sum, mixed, ...).
+  ::torch::Tensor forward_layer(std::size_t i, const ::torch::Tensor& x);
   /// True when the space has value decisions, so sub-networks run on sliced weights.
   bool elastic() const noexcept { return elastic_; }
   /// The input shape the current architecture expects ([C, H, W] of its resolution).
