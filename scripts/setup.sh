@@ -10,6 +10,7 @@ packages=(
   libtbb-dev libeigen3-dev zlib1g-dev          # parallel search, predictors, data readers
   libtorch-dev libopenblas0-pthread            # nasforge::torch (OpenBLAS: 25x faster matmuls)
   dataset-fashion-mnist                        # real images for training and tests
+  python3-torch                                # cross-check: Python's torch.load reads our weights
 )
 if [[ "${NASFORGE_FUZZ:-0}" == 1 ]]; then packages+=(clang libclang-rt-14-dev); fi
 

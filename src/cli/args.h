@@ -31,6 +31,10 @@ struct Args {
   long long epochs = 10, threads = 0, subset = 0;
   double lr = 0.1;
   bool augment = true;
+  std::string init;  // train: start from a sub-network directory
+  // supernet / extract
+  std::string supernet;
+  bool kernel_transform = false;
 };
 
 inline long long to_number(const std::string& flag, const std::string& v, long long lo, long long hi) {
@@ -74,6 +78,12 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.threads = to_number(s, value(s), 0, 1024);
     } else if (s == "--subset") {
       a.subset = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--init") {
+      a.init = value(s);
+    } else if (s == "--supernet") {
+      a.supernet = value(s);
+    } else if (s == "--kernel-transform") {
+      a.kernel_transform = true;
     } else if (s == "--no-augment") {
       a.augment = false;
     } else if (s == "--lr") {
@@ -102,6 +112,10 @@ inline Args parse_args(int argc, char** argv, int first) {
 #ifdef NASFORGE_CLI_HAS_TORCH
 /// `nasforge train` (src/cli/train.cpp).
 int cmd_train(const Args& a);
+/// `nasforge supernet init` (src/cli/train.cpp).
+int cmd_supernet_init(const Args& a);
+/// `nasforge extract` (src/cli/train.cpp).
+int cmd_extract(const Args& a);
 #endif
 
 }  // namespace nasforge::cli

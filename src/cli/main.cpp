@@ -37,8 +37,15 @@ Usage:
   nasforge train --space FILE --arch ARCH [--set K=V]... [--data fashion-mnist|synthetic]
                  [--epochs E] [--batch B] [--lr LR] [--threads T] [--seed S]
                  [--subset N] [--no-augment] --out DIR
-      Trains the architecture's network from scratch and reports test accuracy. DIR gets
-      result.json and a checkpoint per epoch; rerunning the command resumes.
+      Trains the architecture's network (from scratch, or from a sub-network directory given
+      with --init DIR) and reports test accuracy. DIR gets result.json, a checkpoint per epoch
+      (rerunning the command resumes) and the trained sub-network in DIR/model.
+  nasforge supernet init --space FILE [--set K=V]... [--seed S] [--kernel-transform] --out CKPT
+      Writes a freshly initialised weight-sharing supernet checkpoint of the space.
+  nasforge extract --space FILE [--set K=V]... --supernet CKPT [--kernel-transform] --arch ARCH
+                   --out DIR
+      Extracts the architecture's sub-network with the supernet's (sliced) weights and BN
+      statistics into DIR (arch.json + weights.pt; Python's torch.load reads weights.pt).
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -229,11 +236,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "ops") return cmd_ops(parse_args(argc, argv, 2));
-    if (cmd == "train") {
+    if (cmd == "train" || cmd == "extract" || cmd == "supernet") {
 #ifdef NASFORGE_CLI_HAS_TORCH
-      return nasforge::cli::cmd_train(parse_args(argc, argv, 2));
+      if (cmd == "train") return nasforge::cli::cmd_train(parse_args(argc, argv, 2));
+      if (cmd == "extract") return nasforge::cli::cmd_extract(parse_args(argc, argv, 2));
+      if (argc < 3 || std::string(argv[2]) != "init") throw UsageError("supernet: expected the subcommand init");
+      return nasforge::cli::cmd_supernet_init(parse_args(argc, argv, 3));
 #else
-      throw UsageError("train: this nasforge was built without LibTorch (NASFORGE_WITH_TORCH=OFF)");
+      throw UsageError(fmt::format("{}: this nasforge was built without LibTorch (NASFORGE_WITH_TORCH=OFF)", cmd));
 #endif
     }
     if (cmd == "space") {

@@ -1,5 +1,6 @@
-// `nasforge train`: trains one architecture's network from scratch on Fashion-MNIST (or the
-// synthetic set) and reports test accuracy.
+// The CLI's LibTorch commands: `nasforge train` trains one architecture's network on
+// Fashion-MNIST (or the synthetic set) and reports test accuracy; `nasforge supernet init`
+// writes a supernet checkpoint; `nasforge extract` cuts a sub-network out of one.
 #include <filesystem>
 #include <fstream>
 
@@ -10,6 +11,8 @@
 
 #include "cli/args.h"
 #include "nasforge/costs.h"
+#include "nasforge/torch/serialize.h"
+#include "nasforge/torch/supernet.h"
 #include "nasforge/torch/trainer.h"
 
 namespace nasforge::cli {
@@ -64,6 +67,14 @@ int cmd_train(const Args& a) {
   o.progress = true;
   ::torch::manual_seed(a.seed);  // initialisation; documented: train touches torch's global RNG
   Network module(net);
+  if (!a.init.empty()) {  // e.g. a sub-network extracted from a supernet: fine-tune it
+    auto start = load_subnetwork(a.init, space);
+    if (start.arch != arch) {
+      throw UsageError(fmt::format("train: --init {} holds architecture {}, not the --arch given ({})", a.init,
+                                   space.to_json(start.arch).dump(), space.to_json(arch).dump()));
+    }
+    load_weights(*module, (std::filesystem::path(a.init) / "weights.pt").string());
+  }
   auto costs = analytic_costs(net);
   const int threads = o.threads > 0 ? o.threads : ::torch::get_num_threads();
   fmt::print("training {} ({} params, {} MACs) on {} ({} train / {} test images), {} epochs, {} threads\n",
@@ -85,9 +96,49 @@ int cmd_train(const Args& a) {
   }
   r["test_accuracy"] = hist.empty() ? 0.0 : hist.back().test_accuracy;
   std::filesystem::create_directories(a.out);
+  if (!a.init.empty()) r["init"] = a.init;
+  r["model"] = "model";
+  save_subnetwork((std::filesystem::path(a.out) / "model").string(), space, arch, module);
   std::ofstream(std::filesystem::path(a.out) / "result.json") << r.dump(2) << "\n";
   fmt::print("test accuracy {:.2f}% after {} epochs; {}/result.json\n", 100 * r["test_accuracy"].get<double>(),
              hist.empty() ? 0 : hist.back().epoch, a.out);
+  return 0;
+}
+
+int cmd_supernet_init(const Args& a) {
+  if (a.space.empty()) throw UsageError("supernet init: expected --space FILE");
+  if (a.out.empty()) throw UsageError("supernet init: expected --out CKPT");
+  if (!a.positional.empty()) throw UsageError(fmt::format("supernet init: unexpected argument \"{}\"", a.positional[0]));
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  ::torch::manual_seed(a.seed);
+  Supernet super(space, SupernetOptions{a.seed, a.kernel_transform});
+  auto parent = std::filesystem::path(a.out).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  super->save_checkpoint(a.out);
+  std::int64_t params = 0;
+  for (const auto& p : super->parameters()) params += p.numel();
+  fmt::print("supernet of {} ({} weights{}) written to {}\n", space.name(), params,
+             super->elastic() ? ", elastic" : "", a.out);
+  return 0;
+}
+
+int cmd_extract(const Args& a) {
+  if (a.space.empty()) throw UsageError("extract: expected --space FILE");
+  if (a.supernet.empty()) throw UsageError("extract: expected --supernet CKPT");
+  if (a.arch.empty()) throw UsageError("extract: expected --arch ARCH");
+  if (a.out.empty()) throw UsageError("extract: expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("extract: unexpected argument \"{}\"", a.positional[0]));
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  auto arch = space.parse_architecture(a.arch);
+  Supernet super(space, SupernetOptions{0, a.kernel_transform});
+  super->load_checkpoint(a.supernet);
+  super->eval();
+  auto net = super->extract(arch);
+  save_subnetwork(a.out, space, arch, net);
+  auto costs = analytic_costs(net->concrete());
+  fmt::print("extracted {} ({} params, {} MACs) from {} into {}\n",
+             space.native_format() ? space.to_native(arch) : arch.to_string(), costs.params, costs.macs,
+             a.supernet, a.out);
   return 0;
 }
 

@@ -355,22 +355,37 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
   return run(x).back();
 }
 
-void SupernetImpl::save_checkpoint(const std::string& path) const {
+void SupernetImpl::save_checkpoint(const std::string& path, const ::torch::optim::Optimizer* weight_optimizer,
+                                   const ::torch::optim::Optimizer* arch_optimizer) const {
   ::torch::serialize::OutputArchive archive;
   save(archive);  // parameters and buffers (weights, BN statistics, logits)
   archive.write("nasforge.fingerprint", c10::IValue(space_.fingerprint()));
+  archive.write("nasforge.kernel_transform", c10::IValue(kernel_transform_));
   for (std::size_t d = 0; d < masks_.size(); ++d) {
     std::vector<std::int64_t> m(masks_[d].begin(), masks_[d].end());
     archive.write(fmt::format("nasforge.mask_{}", d), ::torch::tensor(m), /*is_buffer=*/true);
   }
+  auto put = [&](const char* key, const ::torch::optim::Optimizer* opt) {
+    if (!opt) return;
+    ::torch::serialize::OutputArchive sub;
+    opt->save(sub);
+    archive.write(key, sub);
+  };
+  put("nasforge.weight_optimizer", weight_optimizer);
+  put("nasforge.arch_optimizer", arch_optimizer);
+  const std::string tmp = path + ".tmp";
   try {
-    archive.save_to(path);
+    archive.save_to(tmp);
   } catch (const c10::Error& e) {
-    throw InvalidArgument(fmt::format("{}: cannot write the supernet checkpoint: {}", path, e.what_without_backtrace()));
+    throw InvalidArgument(fmt::format("{}: cannot write the supernet checkpoint: {}", tmp, e.what_without_backtrace()));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    throw InvalidArgument(fmt::format("{}: cannot rename {} into place", path, tmp));
   }
 }
 
-void SupernetImpl::load_checkpoint(const std::string& path) {
+void SupernetImpl::load_checkpoint(const std::string& path, ::torch::optim::Optimizer* weight_optimizer,
+                                   ::torch::optim::Optimizer* arch_optimizer) {
   ::torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
@@ -386,6 +401,13 @@ void SupernetImpl::load_checkpoint(const std::string& path) {
                                       "\"{}\" has fingerprint {} (another space, or other parameters)",
                                       path, fp.toStringRef(), space_.name(), space_.fingerprint()));
   }
+  c10::IValue kt;
+  const bool saved_kt = archive.try_read("nasforge.kernel_transform", kt) && kt.isBool() && kt.toBool();
+  if (saved_kt != kernel_transform_) {
+    throw InvalidArgument(fmt::format("{}: the checkpoint was saved {} the kernel transformation; build the Supernet with "
+                                      "SupernetOptions::kernel_transform = {} (CLI: {}--kernel-transform)",
+                                      path, saved_kt ? "with" : "without", saved_kt, saved_kt ? "" : "no "));
+  }
   try {
     load(archive);
   } catch (const c10::Error& e) {
@@ -396,6 +418,21 @@ void SupernetImpl::load_checkpoint(const std::string& path) {
     archive.read(fmt::format("nasforge.mask_{}", d), m, /*is_buffer=*/true);
     for (std::size_t o = 0; o < masks_[d].size(); ++o) masks_[d][o] = m[static_cast<std::int64_t>(o)].item<std::int64_t>() != 0;
   }
+  auto get = [&](const char* key, const char* what, ::torch::optim::Optimizer* opt) {
+    if (!opt) return;
+    ::torch::serialize::InputArchive sub;
+    if (!archive.try_read(key, sub)) {
+      throw InvalidArgument(fmt::format("{}: the checkpoint holds no {} optimiser state (saved without one)", path, what));
+    }
+    try {
+      opt->load(sub);
+    } catch (const c10::Error& e) {
+      throw InvalidArgument(fmt::format("{}: cannot restore the {} optimiser (another optimiser type or parameter "
+                                        "set?): {}", path, what, e.what_without_backtrace()));
+    }
+  };
+  get("nasforge.weight_optimizer", "weight", weight_optimizer);
+  get("nasforge.arch_optimizer", "architecture", arch_optimizer);
 }
 
 Network SupernetImpl::extract(const Architecture& arch) const {

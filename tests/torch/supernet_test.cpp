@@ -310,6 +310,63 @@ TEST(SupernetElastic, CheckpointRoundTrip) {
   b->set_architecture(arch);
   auto x = ::torch::randn({2, 3, 12, 12});
   EXPECT_EQ((a->forward(x) - b->forward(x)).abs().max().item<double>(), 0.0);
+  // Loading it into a supernet without the kernel transformation would drop the matrices.
+  Supernet plain(space);
+  try {
+    plain->load_checkpoint(path);
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("with the kernel transformation"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
+}
+
+}  // namespace nasforge
+
+namespace nasforge {
+
+TEST(Supernet, CheckpointResumesTheOptimisersExactly) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[1,16,16]"}});
+  auto x = ::torch::randn({8, 1, 16, 16});
+  auto y = ::torch::randint(0, 10, {8});
+  auto step = [&](Supernet& net, ::torch::optim::SGD& w, ::torch::optim::Adam& a) {
+    w.zero_grad();
+    a.zero_grad();
+    ::torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+    w.step();
+    a.step();
+  };
+  ::torch::manual_seed(0);
+  Supernet a(space);
+  a->set_mode(SupernetMode::kMixed);
+  ::torch::optim::SGD wa(a->parameters(), ::torch::optim::SGDOptions(0.05).momentum(0.9));
+  ::torch::optim::Adam aa(a->arch_parameters(), ::torch::optim::AdamOptions(3e-3));
+  for (int i = 0; i < 2; ++i) step(a, wa, aa);
+  const std::string path = (std::filesystem::temp_directory_path() / "nasforge_opt_ckpt.pt").string();
+  a->save_checkpoint(path, &wa, &aa);
+
+  ::torch::manual_seed(1);  // other initial weights: everything must come from the checkpoint
+  Supernet b(space);
+  b->set_mode(SupernetMode::kMixed);
+  ::torch::optim::SGD wb(b->parameters(), ::torch::optim::SGDOptions(0.05).momentum(0.9));
+  ::torch::optim::Adam ab(b->arch_parameters(), ::torch::optim::AdamOptions(3e-3));
+  b->load_checkpoint(path, &wb, &ab);
+  step(a, wa, aa);
+  step(b, wb, ab);
+  for (std::size_t i = 0; i < a->parameters().size(); ++i) {
+    EXPECT_TRUE(::torch::equal(a->parameters()[i], b->parameters()[i])) << i;
+  }
+  for (std::size_t i = 0; i < a->arch_parameters().size(); ++i) {
+    EXPECT_TRUE(::torch::equal(a->arch_parameters()[i], b->arch_parameters()[i])) << i;
+  }
+  // A checkpoint saved without optimiser state cannot restore one.
+  a->save_checkpoint(path);
+  try {
+    b->load_checkpoint(path, &wb);
+    FAIL();
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("no weight optimiser state"), std::string::npos) << e.what();
+  }
   std::filesystem::remove(path);
 }
 

@@ -42,6 +42,10 @@
 #include "nasforge/search_space.h"
 #include "nasforge/torch/network.h"
 
+namespace torch::optim {
+class Optimizer;
+}  // namespace torch::optim
+
 namespace nasforge {
 
 namespace detail {
@@ -105,13 +109,18 @@ class SupernetImpl : public ::torch::nn::Module {
   /// The standalone network of `arch` with the supernet's weights and BN statistics copied in.
   Network extract(const Architecture& arch) const;
 
-  /// Writes a checkpoint: weights, BN statistics, architecture logits, masks and the space's
-  /// fingerprint (LibTorch archive format).
-  void save_checkpoint(const std::string& path) const;
-  /// Restores a checkpoint written by save_checkpoint. Throws InvalidArgument, naming both
-  /// fingerprints, when it was written for a different space (or other parameters), and
-  /// NotFound when the file cannot be read.
-  void load_checkpoint(const std::string& path);
+  /// Writes a checkpoint: weights, BN statistics, architecture logits, masks, the space's
+  /// fingerprint and, when given, the state of the weight and architecture optimisers
+  /// (LibTorch archive format). Written to `path.tmp` and renamed into place.
+  void save_checkpoint(const std::string& path, const ::torch::optim::Optimizer* weight_optimizer = nullptr,
+                       const ::torch::optim::Optimizer* arch_optimizer = nullptr) const;
+  /// Restores a checkpoint written by save_checkpoint, and the optimisers' state into the
+  /// optimisers given (built over this supernet's parameters() / arch_parameters()). Throws
+  /// InvalidArgument, naming both fingerprints, when it was written for a different space (or
+  /// other parameters), or when an optimiser is given whose state the checkpoint lacks; NotFound
+  /// when the file cannot be read.
+  void load_checkpoint(const std::string& path, ::torch::optim::Optimizer* weight_optimizer = nullptr,
+                       ::torch::optim::Optimizer* arch_optimizer = nullptr);
 
   /// The space the supernet was compiled from.
   const SearchSpace& space() const noexcept { return space_; }
