@@ -458,6 +458,8 @@ Network SupernetImpl::extract(const Architecture& arch) const {
     for (auto& b : db) b.value().copy_(sb[b.key()]);
   }
   out->train(is_training());
+  const auto params = parameters();
+  if (!params.empty() && !params.front().device().is_cpu()) out->to(params.front().device());  // where the supernet lives
   return out;
 }
 
