@@ -32,6 +32,13 @@ struct Args {
   double lr = 0.1;
   bool augment = true;
   std::string init;  // train: start from a sub-network directory
+  // search
+  std::string strategy = "random", strategy_options = "{}";
+  std::vector<std::string> evaluators, objectives, constraints;
+  long long budget = 100, sleep_ms = 0, checkpoint_every = 50;
+  double budget_seconds = 0, budget_simulated = 0;
+  std::string cost_metric;
+  bool resume = false;
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -78,6 +85,32 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.threads = to_number(s, value(s), 0, 1024);
     } else if (s == "--subset") {
       a.subset = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--strategy") {
+      a.strategy = value(s);
+    } else if (s == "--strategy-options") {
+      a.strategy_options = value(s);
+    } else if (s == "--evaluator") {
+      a.evaluators.push_back(value(s));
+    } else if (s == "--objective") {
+      a.objectives.push_back(value(s));
+    } else if (s == "--constraint") {
+      a.constraints.push_back(value(s));
+    } else if (s == "--budget") {
+      a.budget = to_number(s, value(s), 1, 1LL << 40);
+    } else if (s == "--budget-seconds" || s == "--budget-simulated") {
+      std::string v = value(s);
+      char* end = nullptr;
+      double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(x > 0)) throw UsageError(fmt::format("{}: expected a positive number, found \"{}\"", s, v));
+      (s == "--budget-seconds" ? a.budget_seconds : a.budget_simulated) = x;
+    } else if (s == "--cost-metric") {
+      a.cost_metric = value(s);
+    } else if (s == "--checkpoint-every") {
+      a.checkpoint_every = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--sleep-ms") {
+      a.sleep_ms = to_number(s, value(s), 0, 60000);
+    } else if (s == "--resume") {
+      a.resume = true;
     } else if (s == "--init") {
       a.init = value(s);
     } else if (s == "--supernet") {

@@ -1,8 +1,14 @@
 // The `nasforge` command-line tool. Exit status: 0 success, 2 bad input (usage, unreadable or
 // invalid search space, architecture outside the space), 1 internal error.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -12,8 +18,11 @@
 
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
+#include "nasforge/evaluator.h"
 #include "nasforge/ops.h"
+#include "nasforge/search.h"
 #include "nasforge/search_space.h"
+#include "nasforge/strategy.h"
 #include "cli/args.h"
 
 namespace {
@@ -46,6 +55,14 @@ Usage:
                    --out DIR
       Extracts the architecture's sub-network with the supernet's (sliced) weights and BN
       statistics into DIR (arch.json + weights.pt; Python's torch.load reads weights.pt).
+  nasforge search --space FILE --strategy random|rea|nsga2 --evaluator table:CSV[,CSV]...
+                  --objective METRIC:max|min... [--constraint METRIC<=X]... [--budget N]
+                  [--budget-seconds S] [--budget-simulated S --cost-metric METRIC]
+                  [--strategy-options JSON] [--seed S] [--threads T] [--checkpoint-every K]
+                  [--set K=V]... --out DIR [--resume]
+      Runs a search: proposals are evaluated in parallel, a checkpoint is written every K
+      trials (default 50) and --resume continues it exactly. DIR gets result.json (best,
+      front, history), history.csv and, for two objectives, front.svg.
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -218,6 +235,84 @@ int cmd_ops(const Args& a) {
   return 0;
 }
 
+// Wraps an evaluator with a fixed delay per call (--sleep-ms): a stand-in for an expensive
+// evaluator, used by the kill-and-resume test.
+class SlowEvaluator final : public nasforge::Evaluator {
+ public:
+  SlowEvaluator(const nasforge::Evaluator& inner, long long ms) : inner_(inner), ms_(ms) {}
+  nasforge::Metrics evaluate(const nasforge::Architecture& a) const override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms_));
+    return inner_.evaluate(a);
+  }
+  std::vector<std::string> metric_names() const override { return inner_.metric_names(); }
+  std::vector<std::pair<nasforge::Architecture, nasforge::Metrics>> known() const override { return inner_.known(); }
+  bool complete() const override { return inner_.complete(); }
+
+ private:
+  const nasforge::Evaluator& inner_;
+  long long ms_;
+};
+
+int cmd_search(const Args& a) {
+  if (a.space.empty()) throw UsageError("search: expected --space FILE");
+  if (a.evaluators.empty()) throw UsageError("search: expected --evaluator table:CSV");
+  if (a.objectives.empty()) throw UsageError("search: expected at least one --objective METRIC:max|min");
+  if (a.out.empty()) throw UsageError("search: expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("search: unexpected argument \"{}\"", a.positional[0]));
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  std::unique_ptr<nasforge::TableEvaluator> table;
+  for (const auto& spec : a.evaluators) {
+    if (spec.rfind("table:", 0) != 0) throw UsageError(fmt::format("--evaluator: expected table:CSV[,CSV...], found \"{}\"", spec));
+    if (!table) table = std::make_unique<nasforge::TableEvaluator>(space);
+    std::stringstream paths(spec.substr(6));
+    std::string p;
+    while (std::getline(paths, p, ',')) table->add_csv(p);
+  }
+  SlowEvaluator slow(*table, a.sleep_ms);
+  const nasforge::Evaluator& evaluator = a.sleep_ms > 0 ? static_cast<const nasforge::Evaluator&>(slow) : *table;
+
+  nasforge::SearchOptions o;
+  for (const auto& t : a.objectives) o.objectives.push_back(nasforge::parse_objective(t));
+  for (const auto& t : a.constraints) o.constraints.push_back(nasforge::parse_constraint(t));
+  o.budget.evaluations = static_cast<std::uint64_t>(a.budget);
+  o.budget.wall_seconds = a.budget_seconds;
+  o.budget.simulated_seconds = a.budget_simulated;
+  o.budget.cost_metric = a.cost_metric;
+  o.threads = static_cast<int>(a.threads);
+  o.out_dir = a.out;
+  o.resume = a.resume;
+  o.seed = a.seed;
+  o.checkpoint_every = static_cast<std::uint64_t>(a.checkpoint_every);
+  json options = json::parse(a.strategy_options, nullptr, false);
+  if (options.is_discarded() || !options.is_object()) {
+    throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  }
+  auto strategy = nasforge::make_strategy(a.strategy, space, options, a.seed);
+  const bool tty = isatty(fileno(stderr)) != 0;
+  const auto& first = o.objectives[0];
+  o.on_progress = [&](const nasforge::SearchProgress& p) {
+    std::string best = p.best ? fmt::format("{:.4g}", p.best->metrics.at(first.metric)) : std::string("-");
+    std::string line = fmt::format("{} {}/{}  failed {}  best {} {}  {:.1f} s", a.strategy, p.evaluations, a.budget, p.failed,
+                                   first.metric, best, p.wall_seconds);
+    if (tty) fmt::print(stderr, "\r{}   ", line);
+    return false;
+  };
+  auto r = nasforge::run_search(space, *strategy, evaluator, o);
+  if (tty) fmt::print(stderr, "\n");
+  fmt::print("{}{} evaluations ({} failed) in {:.2f} s{}\n", r.resumed ? "resumed; " : "", r.history.size(),
+             std::count_if(r.history.begin(), r.history.end(), [](const auto& t) { return t.failed; }), r.wall_seconds,
+             o.budget.cost_metric.empty() ? std::string() : fmt::format(", simulated {:.0f} s", r.simulated_seconds));
+  fmt::print("{} ({}):\n", o.objectives.size() == 1 ? "best" : "Pareto front", r.best.size());
+  for (std::size_t i : r.best) {
+    const auto& t = r.history[i];
+    std::string ms;
+    for (const auto& obj : o.objectives) ms += fmt::format("  {} {:.4g}", obj.metric, t.metrics.at(obj.metric));
+    fmt::print("  {}{}\n", arch_text(space, t.arch), ms);
+  }
+  fmt::print("results in {}/result.json\n", a.out);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -236,6 +331,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "ops") return cmd_ops(parse_args(argc, argv, 2));
+    if (cmd == "search") return cmd_search(parse_args(argc, argv, 2));
     if (cmd == "train" || cmd == "extract" || cmd == "supernet") {
 #ifdef NASFORGE_CLI_HAS_TORCH
       if (cmd == "train") return nasforge::cli::cmd_train(parse_args(argc, argv, 2));

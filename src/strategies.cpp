@@ -1,0 +1,401 @@
+// The built-in search strategies (strategy.h): random, regularized evolution, NSGA-II.
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "nasforge/error.h"
+#include "nasforge/pareto.h"
+#include "nasforge/random.h"
+#include "nasforge/strategy.h"
+
+namespace nasforge {
+namespace {
+
+using nlohmann::json;
+
+json rng_json(const Rng& r) { return r.state(); }
+void rng_from(Rng& r, const json& j) { r.set_state(j.get<std::array<std::uint64_t, 4>>()); }
+
+// Reads option `key` (with a default), and remembers it was known.
+class Options {
+ public:
+  Options(const json& j, std::string strategy) : j_(j.is_null() ? json::object() : j), strategy_(std::move(strategy)) {
+    NASFORGE_CHECK(j_.is_object(), "strategy \"{}\": expected options as a JSON object, found {}", strategy_, j_.dump());
+  }
+  template <typename T>
+  T get(const std::string& key, T fallback, T lo, T hi) {
+    known_.push_back(key);
+    if (!j_.contains(key)) return fallback;
+    T v;
+    try {
+      v = j_.at(key).get<T>();
+    } catch (const json::exception&) {
+      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected a number, found {}", strategy_, key, j_.at(key).dump()));
+    }
+    if (!(v >= lo && v <= hi)) {
+      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected a value in [{}, {}], found {}", strategy_, key, lo, hi, v));
+    }
+    return v;
+  }
+  bool flag(const std::string& key, bool fallback) {
+    known_.push_back(key);
+    if (!j_.contains(key)) return fallback;
+    NASFORGE_CHECK(j_.at(key).is_boolean(), "strategy \"{}\": option \"{}\" expected true or false, found {}", strategy_, key,
+                   j_.at(key).dump());
+    return j_.at(key).get<bool>();
+  }
+  void done() const {
+    for (const auto& [k, v] : j_.items()) {
+      if (std::find(known_.begin(), known_.end(), k) == known_.end()) {
+        throw InvalidArgument(fmt::format("strategy \"{}\": unknown option \"{}\" (known: {})", strategy_, k, fmt::join(known_, ", ")));
+      }
+    }
+  }
+
+ private:
+  json j_;
+  std::string strategy_;
+  std::vector<std::string> known_;
+};
+
+// Feasible before infeasible, then smaller violation, then the first objective.
+bool better_single(const Trial& a, const Trial& b) {
+  if ((a.violation > 0) != (b.violation > 0)) return a.violation == 0;
+  if (a.violation != b.violation) return a.violation < b.violation;
+  return a.objectives.at(0) < b.objectives.at(0);
+}
+
+struct Member {  // a trial as the population strategies keep it
+  std::uint64_t id = 0;
+  Architecture arch;
+  std::vector<double> objectives;
+  double violation = 0;
+  Trial as_trial() const {
+    Trial t;
+    t.id = id;
+    t.arch = arch;
+    t.objectives = objectives;
+    t.violation = violation;
+    return t;
+  }
+};
+void to_json(json& j, const Member& m) { j = {{"id", m.id}, {"arch", m.arch}, {"objectives", m.objectives}, {"violation", m.violation}}; }
+void from_json(const json& j, Member& m) {
+  m.id = j.at("id");
+  m.arch = j.at("arch").get<Architecture>();
+  m.objectives = j.at("objectives").get<std::vector<double>>();
+  m.violation = j.at("violation");
+}
+Member member_of(const Trial& t) { return {t.id, t.arch, t.objectives, t.violation}; }
+
+// ---- random ---------------------------------------------------------------------------------
+
+class RandomSearch final : public Strategy {
+ public:
+  RandomSearch(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
+    Options o(options, "random");
+    repeats_ = o.flag("repeats", false);
+    o.done();
+  }
+  std::string name() const override { return "random"; }
+  std::size_t preferred_batch() const override { return 16; }
+  std::vector<Architecture> ask(std::size_t n) override {
+    std::vector<Architecture> out;
+    const auto size = space_.size().value;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!repeats_ && size && seen_.size() >= *size) break;  // the space is exhausted
+      Architecture a = space_.canonical(space_.sample(rng_));
+      for (int tries = 0; !repeats_ && seen_.count(a) && tries < 100000; ++tries) a = space_.canonical(space_.sample(rng_));
+      if (!repeats_ && !seen_.insert(a).second) break;
+      out.push_back(std::move(a));
+    }
+    return out;
+  }
+  void tell(const std::vector<Trial>&) override {}
+  json state() const override {
+    std::vector<Architecture> seen(seen_.begin(), seen_.end());
+    std::sort(seen.begin(), seen.end());
+    return {{"rng", rng_json(rng_)}, {"seen", seen}};
+  }
+  void restore(const json& s) override {
+    rng_from(rng_, s.at("rng"));
+    seen_.clear();
+    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+  }
+
+ private:
+  SearchSpace space_;
+  Rng rng_;
+  bool repeats_ = false;
+  std::unordered_set<Architecture> seen_;
+};
+
+// ---- regularized evolution ------------------------------------------------------------------
+
+class RegularizedEvolution final : public Strategy {
+ public:
+  RegularizedEvolution(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
+    Options o(options, "rea");
+    population_ = o.get<std::size_t>("population", 10, 2, 1 << 20);
+    sample_ = o.get<std::size_t>("sample", 3, 1, 1 << 20);
+    mutations_ = o.get<int>("mutations", 1, 1, 1000);
+    o.done();
+    NASFORGE_CHECK(sample_ <= population_, "strategy \"rea\": sample ({}) must not exceed population ({})", sample_, population_);
+  }
+  std::string name() const override { return "rea"; }
+  std::vector<Architecture> ask(std::size_t n) override {
+    std::vector<Architecture> out;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (asked_ < population_ || pop_.empty()) {
+        out.push_back(space_.canonical(space_.sample(rng_)));  // the initial population
+      } else {
+        // Tournament: `sample_` distinct random members, the best one is the parent.
+        std::vector<std::size_t> idx(pop_.size());
+        for (std::size_t k = 0; k < idx.size(); ++k) idx[k] = k;
+        const std::size_t s = std::min(sample_, idx.size());
+        for (std::size_t k = 0; k < s; ++k) std::swap(idx[k], idx[k + rng_.uniform(idx.size() - k)]);
+        std::size_t best = idx[0];
+        for (std::size_t k = 1; k < s; ++k) {
+          if (better_single(pop_[idx[k]].as_trial(), pop_[best].as_trial())) best = idx[k];
+        }
+        out.push_back(space_.canonical(space_.mutate(pop_[best].arch, rng_, mutations_)));
+      }
+      ++asked_;
+    }
+    return out;
+  }
+  void tell(const std::vector<Trial>& trials) override {
+    std::vector<const Trial*> sorted;
+    for (const auto& t : trials) sorted.push_back(&t);
+    std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->id < b->id; });
+    for (const Trial* t : sorted) {
+      if (t->failed) continue;
+      pop_.push_back(member_of(*t));
+      while (pop_.size() > population_) pop_.pop_front();  // aging: the oldest dies
+    }
+  }
+  json state() const override {
+    return {{"rng", rng_json(rng_)}, {"asked", asked_}, {"population", std::vector<Member>(pop_.begin(), pop_.end())}};
+  }
+  void restore(const json& s) override {
+    rng_from(rng_, s.at("rng"));
+    asked_ = s.at("asked");
+    auto members = s.at("population").get<std::vector<Member>>();
+    pop_.assign(members.begin(), members.end());
+  }
+
+ private:
+  SearchSpace space_;
+  Rng rng_;
+  std::size_t population_ = 10, sample_ = 3;
+  int mutations_ = 1;
+  std::size_t asked_ = 0;
+  std::deque<Member> pop_;
+};
+
+// ---- NSGA-II --------------------------------------------------------------------------------
+
+class Nsga2 final : public Strategy {
+ public:
+  Nsga2(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
+    Options o(options, "nsga2");
+    population_ = o.get<std::size_t>("population", 50, 2, 1 << 20);
+    crossover_ = o.get<double>("crossover", 0.9, 0.0, 1.0);
+    mutations_ = o.get<int>("mutations", 1, 1, 1000);
+    o.done();
+  }
+  std::string name() const override { return "nsga2"; }
+  std::size_t preferred_batch() const override { return population_; }
+
+  std::vector<Architecture> ask(std::size_t n) override {
+    std::vector<Architecture> out;
+    while (out.size() < n && asked_in_gen_ < population_) {
+      Architecture child;
+      for (int tries = 0; tries < 100; ++tries) {
+        child = parents_.empty() ? space_.canonical(space_.sample(rng_)) : offspring();
+        if (!seen_.count(child)) break;
+      }
+      seen_.insert(child);
+      out.push_back(std::move(child));
+      ++asked_in_gen_;
+    }
+    return out;
+  }
+
+  void tell(const std::vector<Trial>& trials) override {
+    for (const auto& t : trials) {
+      ++told_in_gen_;
+      if (!t.failed) generation_.push_back(member_of(t));
+    }
+    if (asked_in_gen_ < population_ || told_in_gen_ < asked_in_gen_) return;
+    // The generation is complete: parents + offspring -> the next parents.
+    std::vector<Member> all = parents_;
+    all.insert(all.end(), generation_.begin(), generation_.end());
+    std::sort(all.begin(), all.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+    select(std::move(all));
+    generation_.clear();
+    asked_in_gen_ = told_in_gen_ = 0;
+    ++gen_;
+  }
+
+  json state() const override {
+    std::vector<Architecture> seen(seen_.begin(), seen_.end());
+    std::sort(seen.begin(), seen.end());
+    return {{"rng", rng_json(rng_)}, {"generation", gen_}, {"parents", parents_}, {"rank", rank_}, {"crowding", crowd_json()},
+            {"current", generation_}, {"asked_in_generation", asked_in_gen_}, {"told_in_generation", told_in_gen_},
+            {"seen", seen}};
+  }
+  void restore(const json& s) override {
+    rng_from(rng_, s.at("rng"));
+    gen_ = s.at("generation");
+    parents_ = s.at("parents").get<std::vector<Member>>();
+    rank_ = s.at("rank").get<std::vector<std::size_t>>();
+    crowding_.clear();
+    for (const auto& c : s.at("crowding")) crowding_.push_back(c.is_null() ? std::numeric_limits<double>::infinity() : c.get<double>());
+    generation_ = s.at("current").get<std::vector<Member>>();
+    asked_in_gen_ = s.at("asked_in_generation");
+    told_in_gen_ = s.at("told_in_generation");
+    seen_.clear();
+    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+  }
+
+ private:
+  json crowd_json() const {
+    json j = json::array();
+    for (double c : crowding_) j.push_back(std::isinf(c) ? json(nullptr) : json(c));
+    return j;
+  }
+
+  // Binary tournament: lower rank, then larger crowding distance.
+  const Member& tournament() {
+    std::size_t a = rng_.uniform(parents_.size()), b = rng_.uniform(parents_.size());
+    if (rank_[b] < rank_[a] || (rank_[b] == rank_[a] && crowding_[b] > crowding_[a])) return parents_[b];
+    return parents_[a];
+  }
+
+  Architecture offspring() {
+    const Member& p1 = tournament();
+    const Member& p2 = tournament();
+    Architecture child = rng_.uniform01() < crossover_ ? space_.crossover(p1.arch, p2.arch, rng_) : p1.arch;
+    return space_.canonical(space_.mutate(child, rng_, mutations_));
+  }
+
+  // Constraint-domination fronts: feasible members by non-dominated sorting, then infeasible
+  // ones by increasing violation (equal violations share a front).
+  static std::vector<std::vector<std::size_t>> fronts_of(const std::vector<Member>& all) {
+    std::vector<std::size_t> feasible, infeasible;
+    for (std::size_t i = 0; i < all.size(); ++i) (all[i].violation > 0 ? infeasible : feasible).push_back(i);
+    std::vector<ObjectivePoint> pts;
+    for (std::size_t i : feasible) pts.push_back(all[i].objectives);
+    std::vector<std::vector<std::size_t>> fronts;
+    for (const auto& f : non_dominated_sort(pts)) {
+      std::vector<std::size_t> front;
+      for (std::size_t k : f) front.push_back(feasible[k]);
+      fronts.push_back(std::move(front));
+    }
+    std::stable_sort(infeasible.begin(), infeasible.end(),
+                     [&](std::size_t a, std::size_t b) { return all[a].violation < all[b].violation; });
+    for (std::size_t k = 0; k < infeasible.size(); ++k) {
+      if (k == 0 || all[infeasible[k]].violation != all[infeasible[k - 1]].violation) fronts.emplace_back();
+      fronts.back().push_back(infeasible[k]);
+    }
+    return fronts;
+  }
+
+  std::vector<double> crowding_of(const std::vector<Member>& all, const std::vector<std::size_t>& front) const {
+    std::vector<ObjectivePoint> pts;
+    for (std::size_t i : front) pts.push_back(all[i].objectives);
+    std::vector<std::size_t> local(front.size());
+    for (std::size_t k = 0; k < local.size(); ++k) local[k] = k;
+    return crowding_distance(pts, local);
+  }
+
+  void select(std::vector<Member> all) {
+    std::vector<Member> next;
+    std::vector<std::size_t> rank;
+    std::vector<double> crowd;
+    const auto fronts = fronts_of(all);
+    for (std::size_t r = 0; r < fronts.size() && next.size() < population_; ++r) {
+      const auto& f = fronts[r];
+      auto cd = crowding_of(all, f);
+      std::vector<std::size_t> order(f.size());
+      for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+      if (next.size() + f.size() > population_) {  // the last front: the least crowded first
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cd[a] > cd[b]; });
+        order.resize(population_ - next.size());
+      }
+      for (std::size_t k : order) {
+        next.push_back(all[f[k]]);
+        rank.push_back(r);
+        crowd.push_back(cd[k]);
+      }
+    }
+    parents_ = std::move(next);
+    rank_ = std::move(rank);
+    crowding_ = std::move(crowd);
+  }
+
+  SearchSpace space_;
+  Rng rng_;
+  std::size_t population_ = 50;
+  double crossover_ = 0.9;
+  int mutations_ = 1;
+  std::size_t gen_ = 0, asked_in_gen_ = 0, told_in_gen_ = 0;
+  std::vector<Member> parents_, generation_;
+  std::vector<std::size_t> rank_;
+  std::vector<double> crowding_;
+  std::unordered_set<Architecture> seen_;
+};
+
+// ---- registry -------------------------------------------------------------------------------
+
+std::mutex g_mutex;
+std::map<std::string, StrategyFactory>& registry() {
+  static std::map<std::string, StrategyFactory> r = {
+      {"random", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new RandomSearch(s, o, seed)); }},
+      {"rea", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new RegularizedEvolution(s, o, seed)); }},
+      {"nsga2", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new Nsga2(s, o, seed)); }},
+  };
+  return r;
+}
+
+}  // namespace
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, const SearchSpace& space, const json& options,
+                                        std::uint64_t seed) {
+  StrategyFactory f;
+  {
+    std::lock_guard lock(g_mutex);
+    auto it = registry().find(name);
+    if (it == registry().end()) {
+      std::vector<std::string> names;
+      for (const auto& [k, v] : registry()) names.push_back(k);
+      throw NotFound(fmt::format("strategy \"{}\": no such strategy (known: {})", name, fmt::join(names, ", ")));
+    }
+    f = it->second;
+  }
+  return f(space, options, seed);
+}
+
+void register_strategy(const std::string& name, StrategyFactory factory) {
+  NASFORGE_CHECK(static_cast<bool>(factory), "register_strategy({}): expected a factory", name);
+  std::lock_guard lock(g_mutex);
+  NASFORGE_CHECK(!registry().count(name), "register_strategy: a strategy \"{}\" exists already", name);
+  registry().emplace(name, std::move(factory));
+}
+
+std::vector<std::string> strategy_names() {
+  std::lock_guard lock(g_mutex);
+  std::vector<std::string> out;
+  for (const auto& [k, v] : registry()) out.push_back(k);
+  return out;
+}
+
+}  // namespace nasforge
