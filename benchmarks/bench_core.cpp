@@ -4,14 +4,17 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "nasforge/costs.h"
+#include "nasforge/evaluator.h"
 #include "nasforge/pareto.h"
 #include "nasforge/random.h"
 #include "nasforge/search_space.h"
+#include "nasforge/strategy.h"
 
 namespace {
 
@@ -146,5 +149,68 @@ void BM_Hypervolume3D(benchmark::State& state) {
 BENCHMARK(BM_Hypervolume3D)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// ---- ask/tell overhead against a table lookup -----------------------------------------------
+
+// A complete NB201 table (made-up metrics; the lookup cost is what matters) in a temp file.
+const nasforge::TableEvaluator& nb201_table() {
+  static const nasforge::TableEvaluator table = [] {
+    const auto& sp = space("nb201");
+    std::string path = std::filesystem::temp_directory_path() / "nasforge_bench_nb201_table.csv";
+    {
+      std::ofstream out(path);
+      out << "arch_str,acc,lat\n";
+      sp.for_each([&](const nasforge::Architecture& a) {
+        out << sp.to_native(a) << ',' << (a.hash() % 1000) / 10.0 << ',' << (a.hash() % 977) / 7.0 << '\n';
+      });
+    }
+    nasforge::TableEvaluator t(sp);
+    t.add_csv(path);
+    return t;
+  }();
+  return table;
+}
+
+// One table lookup: the cheapest real evaluation there is.
+void BM_TableLookup_nb201(benchmark::State& state) {
+  const auto& table = nb201_table();
+  const auto& sp = space("nb201");
+  nasforge::Rng rng(1);
+  std::vector<nasforge::Architecture> archs;
+  for (int i = 0; i < 1024; ++i) archs.push_back(sp.sample(rng));
+  std::size_t i = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(table.evaluate(archs[i++ % archs.size()]));
+}
+BENCHMARK(BM_TableLookup_nb201);
+
+// A strategy's ask + tell of one batch (its preferred size: 16 for random, 1 for REA, a
+// generation of 50 for NSGA-II), evaluation excluded; items/s counts trials.
+void BM_AskTell(benchmark::State& state, const char* strategy) {
+  const auto& sp = space("nb201");
+  auto s = nasforge::make_strategy(strategy, sp, {}, 1);
+  const std::size_t batch = s->preferred_batch();
+  std::uint64_t id = 0, started = 0;
+  nasforge::Rng rng(2);
+  for (auto _ : state) {
+    if (id - started >= 2000) {  // a fresh search every 2,000 trials: far from exhausting the space
+      state.PauseTiming();
+      s = nasforge::make_strategy(strategy, sp, {}, id);
+      started = id;
+      state.ResumeTiming();
+    }
+    auto archs = s->ask(batch);
+    std::vector<nasforge::Trial> trials(archs.size());
+    for (std::size_t k = 0; k < archs.size(); ++k) {
+      trials[k].id = id++;
+      trials[k].arch = archs[k];
+      trials[k].objectives = {-rng.uniform01(), rng.uniform01()};
+    }
+    s->tell(trials);
+    state.SetItemsProcessed(state.items_processed() + static_cast<std::int64_t>(archs.size()));
+  }
+}
+BENCHMARK_CAPTURE(BM_AskTell, random, "random");
+BENCHMARK_CAPTURE(BM_AskTell, rea, "rea");
+BENCHMARK_CAPTURE(BM_AskTell, nsga2, "nsga2");
 
 BENCHMARK_MAIN();

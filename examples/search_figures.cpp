@@ -1,6 +1,6 @@
 // Measures the population-search figures of docs/performance.md on the shared NAS-Bench-201
 // tables (medians over many seeds):
-//   nasforge_search_figures [SHARED_DATA_DIR] [DEVICE] [SEEDS]
+//   nasforge_search_figures [SHARED_DATA_DIR] [DEVICE] [SEEDS] [NSGA2_OPTIONS_JSON]
 // - random search: best valid_acc of 100 queries vs the exact expectation from the table;
 // - regularized evolution: best valid_acc after 100 and 300 queries;
 // - NSGA-II (population 50, 500 evaluations) and random search (1,000) on valid_acc (max) and
@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   const std::string data = argc > 1 ? argv[1] : std::string(NASFORGE_SOURCE_DIR) + "/../shared/data";
   const std::string device = argc > 2 ? argv[2] : "pixel3";
   const int seeds = argc > 3 ? std::stoi(argv[3]) : 30;
+  const nlohmann::json nsga_options = nlohmann::json::parse(argc > 4 ? argv[4] : R"({"population": 50})");
   try {
     auto space = SearchSpace::from_file(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/nb201.json");
     TableEvaluator table(space);
@@ -119,7 +120,7 @@ int main(int argc, char** argv) {
     };
     std::vector<double> nsga_hv, nsga_share, rnd_hv, rnd_share;
     for (int s = 0; s < seeds; ++s) {
-      auto [h1, f1] = multi("nsga2", static_cast<std::uint64_t>(s), 500, {{"population", 50}});
+      auto [h1, f1] = multi("nsga2", static_cast<std::uint64_t>(s), 500, nsga_options);
       nsga_hv.push_back(h1), nsga_share.push_back(f1);
       auto [h2, f2] = multi("random", static_cast<std::uint64_t>(s), 1000, nlohmann::json::object());
       rnd_hv.push_back(h2), rnd_share.push_back(f2);

@@ -84,6 +84,7 @@ void TableEvaluator::add_csv(const std::string& path, const std::vector<std::str
   }
   // Metric columns: the requested ones, or every all-numeric column.
   std::vector<std::size_t> metric_cols;
+  std::vector<std::pair<std::size_t, std::size_t>> shared;  // (column, metric index) present already
   for (std::size_t c = 0; c < header.size(); ++c) {
     if (c == key) continue;
     bool wanted = columns.empty() || std::find(columns.begin(), columns.end(), header[c]) != columns.end();
@@ -95,8 +96,13 @@ void TableEvaluator::add_csv(const std::string& path, const std::vector<std::str
       if (!columns.empty()) throw InvalidArgument(fmt::format("{}: column \"{}\" is not numeric in every row", path, header[c]));
       continue;
     }
-    if (std::find(names_.begin(), names_.end(), header[c]) != names_.end()) {
-      throw InvalidArgument(fmt::format("{}: metric \"{}\" is already given by {}", path, header[c], fmt::join(sources_, ", ")));
+    auto have = std::find(names_.begin(), names_.end(), header[c]);
+    if (have != names_.end()) {
+      if (!columns.empty()) {
+        throw InvalidArgument(fmt::format("{}: metric \"{}\" is already given by {}", path, header[c], fmt::join(sources_, ", ")));
+      }
+      shared.emplace_back(c, static_cast<std::size_t>(have - names_.begin()));  // a join column: must agree
+      continue;
     }
     metric_cols.push_back(c);
   }
@@ -117,6 +123,14 @@ void TableEvaluator::add_csv(const std::string& path, const std::vector<std::str
     }
     auto& values = rows_[a];
     values.resize(names_.size(), std::numeric_limits<double>::quiet_NaN());
+    for (auto [c, m] : shared) {
+      double v = 0;
+      parse_double(cells[r][c], v);
+      if (!std::isnan(values[m]) && values[m] != v) {
+        throw InvalidArgument(fmt::format("{}:{}: \"{}\" is {} here but {} in {} for architecture {}", path, r + 2, header[c],
+                                          cells[r][c], values[m], fmt::join(sources_, ", "), cells[r][key]));
+      }
+    }
     for (std::size_t j = 0; j < metric_cols.size(); ++j) {
       if (!std::isnan(values[first + j])) {
         throw InvalidArgument(fmt::format("{}:{}: architecture {} appears twice", path, r + 2, cells[r][key]));

@@ -303,6 +303,9 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
   }
   r.wall_seconds = wall();
   r.front = feasible_front(r.history);
+  std::stable_sort(r.front.begin(), r.front.end(), [&](std::size_t a, std::size_t b) {
+    return r.history[a].objectives < r.history[b].objectives;  // best first on the first objective
+  });
   if (o.objectives.size() == 1) {
     if (auto b = best_single(r.history)) r.best = {*b};
   } else {

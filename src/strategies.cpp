@@ -276,6 +276,9 @@ class Nsga2 final : public Strategy {
   // Binary tournament: lower rank, then larger crowding distance.
   const Member& tournament() {
     std::size_t a = rng_.uniform(parents_.size()), b = rng_.uniform(parents_.size());
+    if (parents_.size() > 1) {
+      while (b == a) b = rng_.uniform(parents_.size());  // two distinct contestants
+    }
     if (rank_[b] < rank_[a] || (rank_[b] == rank_[a] && crowding_[b] > crowding_[a])) return parents_[b];
     return parents_[a];
   }

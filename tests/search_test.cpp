@@ -173,7 +173,11 @@ TEST(TableEvaluator, ReadsTheSharedNasBench201Tables) {
   EXPECT_NEAR(m.at("valid_acc"), 90.76933332, 1e-9);  // row 1 of the table
   EXPECT_NEAR(m.at("pixel3"), 17.2381, 1e-9);
   EXPECT_EQ(m.count("silver_4114"), 0U);
-  EXPECT_THROW(t.add_csv(acc), InvalidArgument);  // valid_acc twice
+  EXPECT_THROW(t.add_csv(acc, {"valid_acc"}), InvalidArgument);  // valid_acc twice
+  TableEvaluator both(space);  // every numeric column of both: nb201_index is joined, not doubled
+  both.add_csv(acc);
+  both.add_csv(lat);
+  EXPECT_EQ(both.evaluate(space.from_native("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")).size(), 5U + 16U);
   EXPECT_THROW(t.add_csv(lat, {"no_such_device"}), InvalidArgument);
 }
 

@@ -58,9 +58,9 @@ class TableEvaluator final : public Evaluator {
   /// Reads `path`: a header line, then one row per architecture. The key column
   /// (`key_column`, or when empty the first column whose first value parses as an
   /// architecture of the space) is parsed with the space's native format; every other column
-  /// whose values are all numbers becomes a metric (or only those in `columns`). A second
-  /// table must key the same architectures it shares with the first; metrics already present
-  /// are an error. Throws NotFound for an unreadable file and InvalidArgument naming the file,
+  /// whose values are all numbers becomes a metric (or only those in `columns`). Tables are
+  /// joined on the architecture: a column another table already gave (an index column, say)
+  /// must hold the same values and is not added twice; asking for it in `columns` is an error. Throws NotFound for an unreadable file and InvalidArgument naming the file,
   /// line and column for a malformed row.
   void add_csv(const std::string& path, const std::vector<std::string>& columns = {},
                const std::string& key_column = "");

@@ -91,7 +91,7 @@ struct SearchOptions {
 struct SearchResult {
   std::vector<Trial> history;          ///< every trial, in id order
   std::vector<std::size_t> best;       ///< indices into history (see result.json above)
-  std::vector<std::size_t> front;      ///< indices into history: the feasible Pareto front
+  std::vector<std::size_t> front;      ///< indices into history: the feasible Pareto front, best first on the first objective
   double wall_seconds = 0, simulated_seconds = 0;
   bool resumed = false;                ///< true when it continued a checkpoint
 };
