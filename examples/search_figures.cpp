@@ -1,6 +1,6 @@
 // Measures the population-search figures of docs/performance.md on the shared NAS-Bench-201
 // tables (medians over many seeds):
-//   nasforge_search_figures [SHARED_DATA_DIR] [DEVICE] [SEEDS] [NSGA2_OPTIONS_JSON]
+//   nasforge_search_figures [SHARED_DATA_DIR] [DEVICE] [SEEDS] [NSGA2_OPTIONS_JSON] [LINAS_OPTIONS_JSON]
 // - random search: best valid_acc of 100 queries vs the exact expectation from the table;
 // - regularized evolution: best valid_acc after 100 and 300 queries;
 // - NSGA-II (population 50, 500 evaluations) and random search (1,000) on valid_acc (max) and
@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   const std::string device = argc > 2 ? argv[2] : "pixel3";
   const int seeds = argc > 3 ? std::stoi(argv[3]) : 30;
   const nlohmann::json nsga_options = nlohmann::json::parse(argc > 4 ? argv[4] : R"({"population": 50})");
+  const nlohmann::json linas_options = nlohmann::json::parse(argc > 5 ? argv[5] : R"({"population": 50})");
   try {
     auto space = SearchSpace::from_file(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/nb201.json");
     TableEvaluator table(space);
@@ -118,8 +119,11 @@ int main(int argc, char** argv) {
       }
       return std::pair{hypervolume(found, ref) / true_hv, static_cast<double>(hits) / static_cast<double>(truth.size())};
     };
-    std::vector<double> nsga_hv, nsga_share, rnd_hv, rnd_share;
+    std::vector<double> nsga_hv, nsga_share, rnd_hv, rnd_share, linas_hv, linas_share, linas250_hv;
     for (int s = 0; s < seeds; ++s) {
+      auto [h3, f3] = multi("linas", static_cast<std::uint64_t>(s), 500, linas_options);
+      linas_hv.push_back(h3), linas_share.push_back(f3);
+      linas250_hv.push_back(multi("linas", static_cast<std::uint64_t>(s), 250, linas_options).first);
       auto [h1, f1] = multi("nsga2", static_cast<std::uint64_t>(s), 500, nsga_options);
       nsga_hv.push_back(h1), nsga_share.push_back(f1);
       auto [h2, f2] = multi("random", static_cast<std::uint64_t>(s), 1000, nlohmann::json::object());
@@ -131,6 +135,11 @@ int main(int argc, char** argv) {
     fmt::print("| random 1000 evals, hypervolume / true | {:.4f} | {:.4f} | |\n", median(rnd_hv), mean(rnd_hv));
     fmt::print("| random 1000 evals, true-front points found | {:.1f}% | {:.1f}% | about 6% |\n", 100 * median(rnd_share),
                100 * mean(rnd_share));
+    fmt::print("| LINAS 500 evals, hypervolume / true | {:.4f} | {:.4f} | |\n", median(linas_hv), mean(linas_hv));
+    fmt::print("| LINAS 500 evals, true-front points found | {:.1f}% | {:.1f}% | >= 40%, >= 2x NSGA-II |\n",
+               100 * median(linas_share), 100 * mean(linas_share));
+    fmt::print("| LINAS 250 evals, hypervolume / true | {:.4f} | {:.4f} | >= NSGA-II at 500 |\n", median(linas250_hv),
+               mean(linas250_hv));
     fmt::print("true front of valid_acc vs {}: {} architectures\n", device, truth.size());
     return 0;
   } catch (const Error& e) {

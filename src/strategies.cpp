@@ -12,6 +12,7 @@
 
 #include "nasforge/error.h"
 #include "nasforge/pareto.h"
+#include "nasforge/predictor.h"
 #include "nasforge/random.h"
 #include "nasforge/strategy.h"
 
@@ -212,6 +213,17 @@ class Nsga2 final : public Strategy {
     o.done();
   }
   std::string name() const override { return "nsga2"; }
+  // The current parents, best first: by rank, then by crowding distance (LINAS reads them).
+  std::vector<Architecture> ranked_parents() const {
+    std::vector<std::size_t> order(parents_.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return rank_[a] != rank_[b] ? rank_[a] < rank_[b] : crowding_[a] > crowding_[b];
+    });
+    std::vector<Architecture> out;
+    for (std::size_t k : order) out.push_back(parents_[k].arch);
+    return out;
+  }
   std::size_t preferred_batch() const override { return population_; }
 
   std::vector<Architecture> ask(std::size_t n) override {
@@ -357,6 +369,149 @@ class Nsga2 final : public Strategy {
   std::unordered_set<Architecture> seen_;
 };
 
+
+// ---- LINAS: predictor-guided NSGA-II -------------------------------------------------------
+
+// Ranks scaled to [0, 1] (ties share their mean rank): what NSGA-II needs of an objective is
+// its order, and ranks keep a few collapsed networks (10% accuracy) from dominating a fit.
+std::vector<double> fractional_ranks(const std::vector<double>& y) {
+  std::vector<std::size_t> order(y.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return y[a] < y[b]; });
+  std::vector<double> r(y.size());
+  const double scale = y.size() > 1 ? 1.0 / static_cast<double>(y.size() - 1) : 1.0;
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && y[order[j + 1]] == y[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * static_cast<double>(i + j) * scale;
+    i = j + 1;
+  }
+  return r;
+}
+
+class Linas final : public Strategy {
+ public:
+  Linas(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
+    Options o(options, "linas");
+    population_ = o.get<std::size_t>("population", 50, 2, 1 << 20);
+    initial_ = o.get<std::size_t>("initial", population_, 1, 1 << 20);
+    generations_ = o.get<std::size_t>("generations", 100, 1, 1 << 20);
+    lambda_ = o.get<double>("lambda", 10.0, 0.0, 1e9);
+    ranks_ = o.flag("rank_targets", true);
+    pairwise_ = o.flag("pairwise", true);
+    o.done();
+  }
+  std::string name() const override { return "linas"; }
+  std::size_t preferred_batch() const override { return population_; }
+
+  std::vector<Architecture> ask(std::size_t n) override {
+    std::vector<Architecture> out;
+    const auto size = space_.size().value;
+    while (out.size() < n) {
+      if (size && seen_.size() >= *size) break;
+      if (seen_.size() < initial_) {  // the initial random sample
+        out.push_back(fresh_random());
+        continue;
+      }
+      if (queue_.empty()) {
+        if (pending_ + out.size() > 0) break;  // a round needs every result of the last one
+        round();
+        if (queue_.empty()) break;
+      }
+      out.push_back(queue_.front());
+      queue_.erase(queue_.begin());
+    }
+    pending_ += out.size();
+    return out;
+  }
+
+  void tell(const std::vector<Trial>& trials) override {
+    for (const auto& t : trials) {
+      pending_ -= std::min<std::size_t>(pending_, 1);
+      if (!t.failed) evaluated_.push_back(member_of(t));
+    }
+    std::sort(evaluated_.begin(), evaluated_.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+  }
+
+  json state() const override {
+    std::vector<Architecture> seen(seen_.begin(), seen_.end());
+    std::sort(seen.begin(), seen.end());
+    return {{"rng", rng_json(rng_)}, {"evaluated", evaluated_}, {"seen", seen}, {"pending", pending_}, {"queue", queue_}};
+  }
+  void restore(const json& s) override {
+    rng_from(rng_, s.at("rng"));
+    evaluated_ = s.at("evaluated").get<std::vector<Member>>();
+    seen_.clear();
+    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+    pending_ = s.at("pending");
+    queue_ = s.at("queue").get<std::vector<Architecture>>();
+  }
+
+ private:
+  Architecture fresh_random() {
+    Architecture a = space_.canonical(space_.sample(rng_));
+    for (int tries = 0; seen_.count(a) && tries < 100000; ++tries) a = space_.canonical(space_.sample(rng_));
+    seen_.insert(a);
+    return a;
+  }
+
+  // Fits one ridge model per objective (and one for the constraint violation) on everything
+  // evaluated, runs a full NSGA-II on the predictions, and queues its best unseen members.
+  void round() {
+    if (evaluated_.empty()) {
+      for (std::size_t k = 0; k < population_; ++k) queue_.push_back(fresh_random());
+      return;
+    }
+    const std::size_t m = evaluated_.front().objectives.size();
+    std::vector<std::vector<float>> x;
+    for (const auto& e : evaluated_) x.push_back(architecture_features(space_, e.arch, pairwise_));
+    std::vector<RidgeRegression> models(m, RidgeRegression(lambda_));
+    for (std::size_t k = 0; k < m; ++k) {
+      std::vector<double> y;
+      for (const auto& e : evaluated_) y.push_back(e.objectives[k]);
+      models[k].fit(x, ranks_ ? fractional_ranks(y) : y);
+    }
+    bool constrained = false;
+    RidgeRegression violation(lambda_);
+    {
+      std::vector<double> y;
+      for (const auto& e : evaluated_) y.push_back(e.violation), constrained |= e.violation > 0;
+      if (constrained) violation.fit(x, y);
+    }
+    Nsga2 inner(space_, {{"population", population_}}, rng_());
+    std::uint64_t id = 0;
+    for (std::size_t g = 0; g < generations_; ++g) {
+      auto archs = inner.ask(population_);
+      if (archs.empty()) break;
+      std::vector<Trial> predicted(archs.size());
+      for (std::size_t i = 0; i < archs.size(); ++i) {
+        auto f = architecture_features(space_, archs[i], pairwise_);
+        predicted[i].id = id++;
+        predicted[i].arch = archs[i];
+        for (const auto& model : models) predicted[i].objectives.push_back(model.predict(f));
+        predicted[i].violation = constrained ? std::max(0.0, violation.predict(f)) : 0.0;
+      }
+      inner.tell(predicted);
+    }
+    for (const auto& a : inner.ranked_parents()) {
+      if (queue_.size() >= population_) break;
+      if (seen_.insert(a).second) queue_.push_back(a);
+    }
+    const auto size = space_.size().value;
+    while (queue_.size() < population_ && !(size && seen_.size() >= *size)) queue_.push_back(fresh_random());
+  }
+
+  SearchSpace space_;
+  Rng rng_;
+  std::size_t population_ = 50, initial_ = 50, generations_ = 100;
+  double lambda_ = 10.0;
+  bool pairwise_ = true, ranks_ = true;
+  std::vector<Member> evaluated_;
+  std::unordered_set<Architecture> seen_;
+  std::size_t pending_ = 0;
+  std::vector<Architecture> queue_;
+};
+
 // ---- registry -------------------------------------------------------------------------------
 
 std::mutex g_mutex;
@@ -365,6 +520,7 @@ std::map<std::string, StrategyFactory>& registry() {
       {"random", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new RandomSearch(s, o, seed)); }},
       {"rea", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new RegularizedEvolution(s, o, seed)); }},
       {"nsga2", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new Nsga2(s, o, seed)); }},
+      {"linas", [](const SearchSpace& s, const json& o, std::uint64_t seed) { return std::unique_ptr<Strategy>(new Linas(s, o, seed)); }},
   };
   return r;
 }

@@ -73,10 +73,11 @@ std::vector<Architecture> archs_of(const std::vector<Trial>& h) {
 struct Conformance : ::testing::TestWithParam<std::string> {
   SearchSpace space = SearchSpace::from_file(testing::space_path("nb201"));
   SyntheticEvaluator eval;
-  bool multi() const { return GetParam() == "nsga2"; }
+  bool multi() const { return GetParam() == "nsga2" || GetParam() == "linas"; }
   std::unique_ptr<Strategy> make(std::uint64_t seed) {
     nlohmann::json o = nlohmann::json::object();
-    if (GetParam() == "nsga2") o["population"] = 16;
+    if (GetParam() == "nsga2" || GetParam() == "linas") o["population"] = 16;
+    if (GetParam() == "linas") o["generations"] = 20;
     return make_strategy(GetParam(), space, o, seed);
   }
 };
@@ -130,22 +131,40 @@ TEST_P(Conformance, FailedTrialsDoNotStopIt) {
   EXPECT_GT(std::count_if(h.begin(), h.end(), [](const Trial& t) { return t.failed; }), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Builtin, Conformance, ::testing::Values("random", "rea", "nsga2"),
+INSTANTIATE_TEST_SUITE_P(Builtin, Conformance, ::testing::Values("random", "rea", "nsga2", "linas"),
                          [](const auto& p) { return p.param; });
 
 TEST(Strategies, RegistryListsAndRejectsClearly) {
   auto names = strategy_names();
-  for (const char* n : {"nsga2", "random", "rea"}) EXPECT_NE(std::find(names.begin(), names.end(), n), names.end());
+  for (const char* n : {"linas", "nsga2", "random", "rea"}) EXPECT_NE(std::find(names.begin(), names.end(), n), names.end());
   auto space = SearchSpace::from_file(testing::space_path("nb201"));
   try {
     make_strategy("annealing", space);
     FAIL();
   } catch (const NotFound& e) {
-    EXPECT_NE(std::string(e.what()).find("known: nsga2, random, rea"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("known: linas, nsga2, random, rea"), std::string::npos) << e.what();
   }
   EXPECT_THROW(make_strategy("rea", space, {{"populaton", 10}}), InvalidArgument);
   EXPECT_THROW(make_strategy("rea", space, {{"population", 10}, {"sample", 20}}), InvalidArgument);
   EXPECT_THROW(make_strategy("nsga2", space, {{"crossover", 1.5}}), InvalidArgument);
+}
+
+TEST(Strategies, LinasProposesWhatItsPredictorsFavour) {
+  // On a landscape a ridge model captures exactly (acc and lat linear in the choices), the
+  // rounds after the random start find better trade-offs than the random start itself.
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  SyntheticEvaluator e;
+  auto s = make_strategy("linas", space, {{"population", 20}, {"generations", 30}}, 3);
+  auto h = drive(*s, e, 100, 20, false, true);
+  ASSERT_EQ(h.size(), 100U);
+  auto best_acc = [&](std::size_t from, std::size_t to) {
+    double b = -1e9;
+    for (std::size_t i = from; i < to; ++i) {
+      if (h[i].violation == 0) b = std::max(b, h[i].metrics.at("acc"));
+    }
+    return b;
+  };
+  EXPECT_GT(best_acc(20, 100), best_acc(0, 20));
 }
 
 TEST(Strategies, RandomWithoutRepeatsExhaustsASmallSpace) {
