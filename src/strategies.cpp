@@ -213,6 +213,13 @@ class Nsga2 final : public Strategy {
     o.done();
   }
   std::string name() const override { return "nsga2"; }
+  // Starts from `members` as the parents (LINAS: the architectures evaluated so far, scored by
+  // its predictors) instead of a random first generation.
+  void seed_parents(std::vector<Member> members) {
+    for (const auto& m : members) seen_.insert(m.arch);
+    std::sort(members.begin(), members.end(), [](const Member& a, const Member& b) { return a.id < b.id; });
+    select(std::move(members));
+  }
   // The current parents, best first: by rank, then by crowding distance (LINAS reads them).
   std::vector<Architecture> ranked_parents() const {
     std::vector<std::size_t> order(parents_.size());
@@ -396,8 +403,9 @@ class Linas final : public Strategy {
     population_ = o.get<std::size_t>("population", 50, 2, 1 << 20);
     initial_ = o.get<std::size_t>("initial", population_, 1, 1 << 20);
     generations_ = o.get<std::size_t>("generations", 100, 1, 1 << 20);
-    lambda_ = o.get<double>("lambda", 10.0, 0.0, 1e9);
+    lambda_ = o.get<double>("lambda", 1.0, 0.0, 1e9);
     ranks_ = o.flag("rank_targets", true);
+    warm_start_ = o.flag("warm_start", false);
     pairwise_ = o.flag("pairwise", true);
     o.done();
   }
@@ -480,6 +488,16 @@ class Linas final : public Strategy {
     }
     Nsga2 inner(space_, {{"population", population_}}, rng_());
     std::uint64_t id = 0;
+    if (warm_start_) {  // start the inner search from what was evaluated, scored like the rest
+      std::vector<Member> start;
+      for (const auto& e : evaluated_) {
+        auto f = architecture_features(space_, e.arch, pairwise_);
+        Member scored{id++, e.arch, {}, constrained ? std::max(0.0, violation.predict(f)) : 0.0};
+        for (const auto& model : models) scored.objectives.push_back(model.predict(f));
+        start.push_back(std::move(scored));
+      }
+      inner.seed_parents(std::move(start));
+    }
     for (std::size_t g = 0; g < generations_; ++g) {
       auto archs = inner.ask(population_);
       if (archs.empty()) break;
@@ -504,8 +522,8 @@ class Linas final : public Strategy {
   SearchSpace space_;
   Rng rng_;
   std::size_t population_ = 50, initial_ = 50, generations_ = 100;
-  double lambda_ = 10.0;
-  bool pairwise_ = true, ranks_ = true;
+  double lambda_ = 1.0;
+  bool pairwise_ = true, ranks_ = true, warm_start_ = false;
   std::vector<Member> evaluated_;
   std::unordered_set<Architecture> seen_;
   std::size_t pending_ = 0;
