@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   const std::string device = argc > 2 ? argv[2] : "pixel3";
   const int seeds = argc > 3 ? std::stoi(argv[3]) : 30;
   const nlohmann::json nsga_options = nlohmann::json::parse(argc > 4 ? argv[4] : R"({"population": 50})");
-  const nlohmann::json linas_options = nlohmann::json::parse(argc > 5 ? argv[5] : R"({"population": 50})");
+  const nlohmann::json linas_options = nlohmann::json::parse(argc > 5 ? argv[5] : "{}");
   try {
     auto space = SearchSpace::from_file(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/nb201.json");
     TableEvaluator table(space);

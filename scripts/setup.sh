@@ -8,6 +8,7 @@ packages=(
   libfmt-dev libspdlog-dev nlohmann-json3-dev  # core dependencies
   libgtest-dev libgmock-dev libbenchmark-dev   # tests and benchmarks
   libtbb-dev libeigen3-dev zlib1g-dev          # parallel search, predictors, data readers
+  libxgboost-dev                               # gradient-boosted tree predictors
   libtorch-dev libopenblas0-pthread            # nasforge::torch (OpenBLAS: 25x faster matmuls)
   dataset-fashion-mnist                        # real images for training and tests
   python3-torch                                # cross-check: Python's torch.load reads our weights

@@ -1,51 +1,104 @@
 #include "nasforge/predictor.h"
 
+#include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include <Eigen/Dense>
+#include <fmt/format.h>
+#include <xgboost/c_api.h>
 
+#include "nasforge/costs.h"
 #include "nasforge/error.h"
 
 namespace nasforge {
+namespace {
 
-std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, bool pairwise) {
+void check_rows(const std::vector<std::vector<float>>& x, const std::vector<double>& y, const char* who) {
+  NASFORGE_CHECK(!x.empty() && x.size() == y.size(), "{}::fit: expected as many rows as targets (>= 1), got {} and {}", who,
+                 x.size(), y.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    NASFORGE_CHECK(x[i].size() == x[0].size(), "{}::fit: row {} has {} features, row 0 has {}", who, i, x[i].size(), x[0].size());
+    NASFORGE_CHECK(std::isfinite(y[i]), "{}::fit: target {} is not finite ({})", who, i, y[i]);
+  }
+}
+
+void xgb(int rc, const char* what) {
+  if (rc != 0) throw InvalidArgument(fmt::format("XGBoost {}: {}", what, XGBGetLastError()));
+}
+
+std::vector<double> ranks(const std::vector<double>& v) {  // average ranks of ties
+  std::vector<std::size_t> o(v.size());
+  for (std::size_t i = 0; i < o.size(); ++i) o[i] = i;
+  std::stable_sort(o.begin(), o.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> r(v.size());
+  for (std::size_t i = 0; i < o.size();) {
+    std::size_t j = i;
+    while (j + 1 < o.size() && v[o[j + 1]] == v[o[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[o[k]] = 0.5 * static_cast<double>(i + j);
+    i = j + 1;
+  }
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  double ma = 0, mb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+  ma /= static_cast<double>(a.size());
+  mb /= static_cast<double>(b.size());
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb), saa += (a[i] - ma) * (a[i] - ma), sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+}  // namespace
+
+// ---- features -------------------------------------------------------------------------------
+
+std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, const FeatureOptions& options) {
   std::vector<float> f = space.encode_onehot(arch);
-  if (!pairwise) return f;
-  // The active one-hot positions (one per decision), then their pairwise products: only pairs
-  // of active entries are non-zero, but every pair of positions of different decisions gets a
-  // slot so that the feature vector has a fixed layout.
-  const auto& ds = space.decisions();
-  std::vector<std::size_t> offset(ds.size() + 1, 0);
-  for (std::size_t d = 0; d < ds.size(); ++d) offset[d + 1] = offset[d] + ds[d].options.size();
-  const std::size_t n = f.size();
   std::vector<float> out(f);
-  out.reserve(n + n * n / 2);
-  for (std::size_t d = 0; d < ds.size(); ++d) {
-    for (std::size_t e = d + 1; e < ds.size(); ++e) {
-      for (std::size_t i = offset[d]; i < offset[d + 1]; ++i) {
-        for (std::size_t j = offset[e]; j < offset[e + 1]; ++j) out.push_back(f[i] * f[j]);
+  if (options.pairwise) {
+    // A slot for every pair of one-hot positions of different decisions (fixed layout).
+    const auto& ds = space.decisions();
+    std::vector<std::size_t> offset(ds.size() + 1, 0);
+    for (std::size_t d = 0; d < ds.size(); ++d) offset[d + 1] = offset[d] + ds[d].options.size();
+    for (std::size_t d = 0; d < ds.size(); ++d) {
+      for (std::size_t e = d + 1; e < ds.size(); ++e) {
+        for (std::size_t i = offset[d]; i < offset[d + 1]; ++i) {
+          for (std::size_t j = offset[e]; j < offset[e + 1]; ++j) out.push_back(f[i] * f[j]);
+        }
       }
     }
   }
+  if (options.statistics) {
+    auto c = analytic_costs(space.resolve(arch));
+    out.push_back(static_cast<float>(std::log1p(static_cast<double>(c.params))));
+    out.push_back(static_cast<float>(std::log1p(static_cast<double>(c.macs))));
+  }
   return out;
 }
+
+std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, bool pairwise) {
+  return architecture_features(space, arch, FeatureOptions{pairwise, false});
+}
+
+// ---- ridge ----------------------------------------------------------------------------------
 
 RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda) {
   NASFORGE_CHECK(lambda >= 0 && std::isfinite(lambda), "RidgeRegression: expected lambda >= 0, got {}", lambda);
 }
 
 void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
-  NASFORGE_CHECK(!x.empty() && x.size() == y.size(), "RidgeRegression::fit: expected as many rows as targets (>= 1), got {} and {}",
-                 x.size(), y.size());
+  check_rows(x, y, "RidgeRegression");
   const auto n = static_cast<Eigen::Index>(x.size()), p = static_cast<Eigen::Index>(x[0].size());
   Eigen::MatrixXd X(n, p);
   Eigen::VectorXd Y(n);
   for (Eigen::Index i = 0; i < n; ++i) {
-    NASFORGE_CHECK(static_cast<Eigen::Index>(x[i].size()) == p, "RidgeRegression::fit: row {} has {} features, row 0 has {}", i,
-                   x[i].size(), p);
-    NASFORGE_CHECK(std::isfinite(y[i]), "RidgeRegression::fit: target {} is not finite", i);
-    for (Eigen::Index j = 0; j < p; ++j) X(i, j) = x[i][j];
-    Y(i) = y[i];
+    for (Eigen::Index j = 0; j < p; ++j) X(i, j) = x[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)];
+    Y(i) = y[static_cast<std::size_t>(i)];
   }
   const Eigen::RowVectorXd mx = X.colwise().mean();
   const double my = Y.mean();
@@ -59,12 +112,191 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
   fitted_ = true;
 }
 
-double RidgeRegression::predict(const std::vector<float>& x) const {
+std::vector<double> RidgeRegression::predict(const std::vector<std::vector<float>>& x) const {
   NASFORGE_CHECK(fitted_, "RidgeRegression::predict: call fit first");
-  NASFORGE_CHECK(x.size() == w_.size(), "RidgeRegression::predict: expected {} features, got {}", w_.size(), x.size());
-  double s = b_;
-  for (std::size_t i = 0; i < x.size(); ++i) s += w_[i] * x[i];
-  return s;
+  std::vector<double> out;
+  out.reserve(x.size());
+  for (const auto& row : x) {
+    NASFORGE_CHECK(row.size() == w_.size(), "RidgeRegression::predict: expected {} features, got {}", w_.size(), row.size());
+    double s = b_;
+    for (std::size_t i = 0; i < row.size(); ++i) s += w_[i] * row[i];
+    out.push_back(s);
+  }
+  return out;
+}
+
+nlohmann::json RidgeRegression::to_json() const {
+  return {{"model", "ridge"}, {"lambda", lambda_}, {"fitted", fitted_}, {"w", w_}, {"b", b_}};
+}
+
+RidgeRegression RidgeRegression::from_json(const nlohmann::json& j) {
+  RidgeRegression r(j.at("lambda").get<double>());
+  r.fitted_ = j.at("fitted");
+  r.w_ = j.at("w").get<std::vector<double>>();
+  r.b_ = j.at("b");
+  return r;
+}
+
+// ---- gradient-boosted trees -----------------------------------------------------------------
+
+GbdtRegressor::GbdtRegressor(Options options) : o_(options) {
+  NASFORGE_CHECK(o_.rounds >= 1 && o_.depth >= 1 && o_.eta > 0 && o_.subsample > 0 && o_.subsample <= 1,
+                 "GbdtRegressor: expected rounds >= 1, depth >= 1, eta > 0, subsample in (0, 1]");
+}
+
+GbdtRegressor::~GbdtRegressor() {
+  if (booster_) XGBoosterFree(booster_);
+}
+
+void GbdtRegressor::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
+  check_rows(x, y, "GbdtRegressor");
+  features_ = x[0].size();
+  std::vector<float> flat;
+  flat.reserve(x.size() * features_);
+  for (const auto& row : x) flat.insert(flat.end(), row.begin(), row.end());
+  std::vector<float> labels(y.begin(), y.end());
+  DMatrixHandle d = nullptr;
+  xgb(XGDMatrixCreateFromMat(flat.data(), x.size(), features_, NAN, &d), "create matrix");
+  xgb(XGDMatrixSetFloatInfo(d, "label", labels.data(), labels.size()), "set labels");
+  if (booster_) XGBoosterFree(booster_), booster_ = nullptr;
+  BoosterHandle b = nullptr;
+  xgb(XGBoosterCreate(&d, 1, &b), "create booster");
+  auto set = [&](const char* k, const std::string& v) { xgb(XGBoosterSetParam(b, k, v.c_str()), k); };
+  set("objective", "reg:squarederror");
+  set("max_depth", std::to_string(o_.depth));
+  set("eta", fmt::format("{}", o_.eta));
+  set("subsample", fmt::format("{}", o_.subsample));
+  set("min_child_weight", fmt::format("{}", o_.min_child_weight));
+  set("seed", std::to_string(o_.seed));
+  set("nthread", "1");  // deterministic, and callers parallelise across models
+  set("verbosity", "0");
+  for (int i = 0; i < o_.rounds; ++i) xgb(XGBoosterUpdateOneIter(b, i, d), "train");
+  XGDMatrixFree(d);
+  booster_ = b;
+}
+
+std::vector<double> GbdtRegressor::predict(const std::vector<std::vector<float>>& x) const {
+  NASFORGE_CHECK(booster_, "GbdtRegressor::predict: call fit first");
+  std::vector<float> flat;
+  flat.reserve(x.size() * features_);
+  for (const auto& row : x) {
+    NASFORGE_CHECK(row.size() == features_, "GbdtRegressor::predict: expected {} features, got {}", features_, row.size());
+    flat.insert(flat.end(), row.begin(), row.end());
+  }
+  // XGBoost's predict buffer belongs to the booster: one call at a time.
+  static std::mutex m;
+  std::lock_guard lock(m);
+  DMatrixHandle d = nullptr;
+  xgb(XGDMatrixCreateFromMat(flat.data(), x.size(), features_, NAN, &d), "create matrix");
+  bst_ulong n = 0;
+  const float* out = nullptr;
+  int rc = XGBoosterPredict(booster_, d, 0, 0, 0, &n, &out);
+  std::vector<double> r;
+  if (rc == 0) r.assign(out, out + n);
+  XGDMatrixFree(d);
+  xgb(rc, "predict");
+  return r;
+}
+
+nlohmann::json GbdtRegressor::to_json() const {
+  nlohmann::json j{{"model", "gbdt"},
+                   {"rounds", o_.rounds}, {"depth", o_.depth}, {"eta", o_.eta}, {"subsample", o_.subsample},
+                   {"min_child_weight", o_.min_child_weight}, {"seed", o_.seed}, {"features", features_}};
+  if (booster_) {
+    bst_ulong len = 0;
+    const char* buf = nullptr;
+    xgb(XGBoosterSaveModelToBuffer(booster_, R"({"format": "json"})", &len, &buf), "save");
+    j["booster"] = nlohmann::json::parse(std::string(buf, len));
+  }
+  return j;
+}
+
+std::unique_ptr<GbdtRegressor> GbdtRegressor::from_json(const nlohmann::json& j) {
+  Options o;
+  o.rounds = j.at("rounds");
+  o.depth = j.at("depth");
+  o.eta = j.at("eta");
+  o.subsample = j.at("subsample");
+  o.min_child_weight = j.at("min_child_weight");
+  o.seed = j.at("seed");
+  auto g = std::make_unique<GbdtRegressor>(o);
+  g->features_ = j.at("features");
+  if (j.contains("booster")) {
+    const std::string text = j["booster"].dump();
+    BoosterHandle b = nullptr;
+    xgb(XGBoosterCreate(nullptr, 0, &b), "create booster");
+    xgb(XGBoosterLoadModelFromBuffer(b, text.data(), text.size()), "load");
+    g->booster_ = b;
+  }
+  return g;
+}
+
+// ---- registry and quality -------------------------------------------------------------------
+
+std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohmann::json& options) {
+  const nlohmann::json o = options.is_null() ? nlohmann::json::object() : options;
+  auto check_keys = [&](std::initializer_list<const char*> known) {
+    for (const auto& [k, v] : o.items()) {
+      if (std::find_if(known.begin(), known.end(), [&](const char* s) { return k == s; }) == known.end()) {
+        throw InvalidArgument(fmt::format("predictor \"{}\": unknown option \"{}\"", name, k));
+      }
+    }
+  };
+  if (name == "ridge") {
+    check_keys({"lambda"});
+    return std::make_unique<RidgeRegression>(o.value("lambda", 1.0));
+  }
+  if (name == "gbdt") {
+    check_keys({"rounds", "depth", "eta", "subsample", "min_child_weight", "seed"});
+    GbdtRegressor::Options g;
+    g.rounds = o.value("rounds", g.rounds);
+    g.depth = o.value("depth", g.depth);
+    g.eta = o.value("eta", g.eta);
+    g.subsample = o.value("subsample", g.subsample);
+    g.min_child_weight = o.value("min_child_weight", g.min_child_weight);
+    g.seed = o.value("seed", g.seed);
+    return std::make_unique<GbdtRegressor>(g);
+  }
+  throw NotFound(fmt::format("predictor \"{}\": no such model (known: gbdt, ridge)", name));
+}
+
+std::unique_ptr<Predictor> make_predictor_from_json(const nlohmann::json& saved) {
+  const std::string m = saved.value("model", "");
+  if (m == "ridge") return std::make_unique<RidgeRegression>(RidgeRegression::from_json(saved));
+  if (m == "gbdt") return GbdtRegressor::from_json(saved);
+  throw InvalidArgument(fmt::format("expected a saved predictor with \"model\": \"ridge\" or \"gbdt\", found \"{}\"", m));
+}
+
+PredictionQuality prediction_quality(const std::vector<double>& p, const std::vector<double>& y) {
+  NASFORGE_CHECK(p.size() == y.size() && p.size() >= 2, "prediction_quality: expected equal sizes >= 2, got {} and {}",
+                 p.size(), y.size());
+  PredictionQuality q;
+  q.spearman = pearson(ranks(p), ranks(y));
+  double concordant = 0, discordant = 0, tp = 0, ty = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    for (std::size_t j = i + 1; j < p.size(); ++j) {
+      double a = p[i] - p[j], b = y[i] - y[j];
+      if (a == 0 && b == 0) continue;
+      if (a == 0) ++tp;
+      else if (b == 0) ++ty;
+      else if ((a > 0) == (b > 0)) ++concordant;
+      else ++discordant;
+    }
+  }
+  const double n1 = concordant + discordant + tp, n2 = concordant + discordant + ty;
+  q.kendall = n1 > 0 && n2 > 0 ? (concordant - discordant) / std::sqrt(n1 * n2) : 0.0;  // tau-b
+  double se = 0, ape = 0, within = 0;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    se += (p[i] - y[i]) * (p[i] - y[i]);
+    if (y[i] != 0) {
+      ape += std::abs(p[i] / y[i] - 1);
+      within += std::abs(p[i] / y[i] - 1) <= 0.1;
+    }
+  }
+  q.rmse = std::sqrt(se / static_cast<double>(p.size()));
+  q.mape = ape / static_cast<double>(p.size());
+  q.within_10pct = within / static_cast<double>(p.size());
+  return q;
 }
 
 }  // namespace nasforge

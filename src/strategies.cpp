@@ -52,6 +52,16 @@ class Options {
                    j_.at(key).dump());
     return j_.at(key).get<bool>();
   }
+  std::string text(const std::string& key, const std::string& fallback, std::initializer_list<const char*> allowed) {
+    known_.push_back(key);
+    if (!j_.contains(key)) return fallback;
+    const json& v = j_.at(key);
+    for (const char* a : allowed) {
+      if (v.is_string() && v.get<std::string>() == a) return a;
+    }
+    throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected one of {}, found {}", strategy_, key,
+                                      fmt::join(allowed, ", "), v.dump()));
+  }
   void done() const {
     for (const auto& [k, v] : j_.items()) {
       if (std::find(known_.begin(), known_.end(), k) == known_.end()) {
@@ -400,17 +410,20 @@ class Linas final : public Strategy {
  public:
   Linas(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
     Options o(options, "linas");
-    population_ = o.get<std::size_t>("population", 50, 2, 1 << 20);
-    initial_ = o.get<std::size_t>("initial", population_, 1, 1 << 20);
+    population_ = o.get<std::size_t>("population", 10, 2, 1 << 20);
+    batch_ = o.get<std::size_t>("batch", 10, 1, 1 << 20);
+    initial_ = o.get<std::size_t>("initial", 50, 1, 1 << 20);
     generations_ = o.get<std::size_t>("generations", 100, 1, 1 << 20);
     lambda_ = o.get<double>("lambda", 1.0, 0.0, 1e9);
     ranks_ = o.flag("rank_targets", true);
     warm_start_ = o.flag("warm_start", false);
+    model_ = o.text("model", "ridge", {"ridge", "gbdt"});
+    neighbourhood_ = o.flag("neighbourhood", true);
     pairwise_ = o.flag("pairwise", true);
     o.done();
   }
   std::string name() const override { return "linas"; }
-  std::size_t preferred_batch() const override { return population_; }
+  std::size_t preferred_batch() const override { return batch_; }
 
   std::vector<Architecture> ask(std::size_t n) override {
     std::vector<Architecture> out;
@@ -467,24 +480,29 @@ class Linas final : public Strategy {
   // evaluated, runs a full NSGA-II on the predictions, and queues its best unseen members.
   void round() {
     if (evaluated_.empty()) {
-      for (std::size_t k = 0; k < population_; ++k) queue_.push_back(fresh_random());
+      for (std::size_t k = 0; k < batch_; ++k) queue_.push_back(fresh_random());
       return;
     }
     const std::size_t m = evaluated_.front().objectives.size();
     std::vector<std::vector<float>> x;
     for (const auto& e : evaluated_) x.push_back(architecture_features(space_, e.arch, pairwise_));
-    std::vector<RidgeRegression> models(m, RidgeRegression(lambda_));
+    auto make = [&] {
+      return model_ == "gbdt" ? make_predictor("gbdt", {{"seed", rng_() >> 33}, {"rounds", 200}, {"depth", 4}})
+                              : make_predictor("ridge", {{"lambda", lambda_}});
+    };
+    std::vector<std::unique_ptr<Predictor>> models;
     for (std::size_t k = 0; k < m; ++k) {
       std::vector<double> y;
       for (const auto& e : evaluated_) y.push_back(e.objectives[k]);
-      models[k].fit(x, ranks_ ? fractional_ranks(y) : y);
+      models.push_back(make());
+      models.back()->fit(x, ranks_ ? fractional_ranks(y) : y);
     }
     bool constrained = false;
-    RidgeRegression violation(lambda_);
+    auto violation = make();
     {
       std::vector<double> y;
       for (const auto& e : evaluated_) y.push_back(e.violation), constrained |= e.violation > 0;
-      if (constrained) violation.fit(x, y);
+      if (constrained) violation->fit(x, y);
     }
     Nsga2 inner(space_, {{"population", population_}}, rng_());
     std::uint64_t id = 0;
@@ -492,8 +510,8 @@ class Linas final : public Strategy {
       std::vector<Member> start;
       for (const auto& e : evaluated_) {
         auto f = architecture_features(space_, e.arch, pairwise_);
-        Member scored{id++, e.arch, {}, constrained ? std::max(0.0, violation.predict(f)) : 0.0};
-        for (const auto& model : models) scored.objectives.push_back(model.predict(f));
+        Member scored{id++, e.arch, {}, constrained ? std::max(0.0, violation->predict(f)) : 0.0};
+        for (const auto& model : models) scored.objectives.push_back(model->predict(f));
         start.push_back(std::move(scored));
       }
       inner.seed_parents(std::move(start));
@@ -506,24 +524,62 @@ class Linas final : public Strategy {
         auto f = architecture_features(space_, archs[i], pairwise_);
         predicted[i].id = id++;
         predicted[i].arch = archs[i];
-        for (const auto& model : models) predicted[i].objectives.push_back(model.predict(f));
-        predicted[i].violation = constrained ? std::max(0.0, violation.predict(f)) : 0.0;
+        for (const auto& model : models) predicted[i].objectives.push_back(model->predict(f));
+        predicted[i].violation = constrained ? std::max(0.0, violation->predict(f)) : 0.0;
       }
       inner.tell(predicted);
     }
-    for (const auto& a : inner.ranked_parents()) {
-      if (queue_.size() >= population_) break;
-      if (seen_.insert(a).second) queue_.push_back(a);
+    if (!neighbourhood_) {
+      for (const auto& a : inner.ranked_parents()) {
+        if (queue_.size() >= batch_) break;
+        if (seen_.insert(a).second) queue_.push_back(a);
+      }
+    } else {
+      // The candidate pool: the inner search's parents plus every unseen neighbour (one
+      // decision changed) of the real front; ranked by predicted fronts and crowding.
+      std::vector<Architecture> pool;
+      std::unordered_set<Architecture> in_pool;
+      auto add = [&](const Architecture& a) {
+        if (!seen_.count(a) && in_pool.insert(a).second) pool.push_back(a);
+      };
+      for (const auto& a : inner.ranked_parents()) add(a);
+      {
+        std::vector<ObjectivePoint> real;
+        std::vector<std::size_t> feasible;
+        for (std::size_t i = 0; i < evaluated_.size(); ++i) {
+          if (evaluated_[i].violation > 0) continue;
+          feasible.push_back(i);
+          real.push_back(evaluated_[i].objectives);
+        }
+        for (std::size_t k : pareto_front(real)) {
+          for (const auto& nb : space_.neighbours(evaluated_[feasible[k]].arch)) add(space_.canonical(nb));
+        }
+      }
+      std::vector<Member> scored;
+      for (std::size_t i = 0; i < pool.size(); ++i) {
+        auto f = architecture_features(space_, pool[i], pairwise_);
+        Member mm{i, pool[i], {}, constrained ? std::max(0.0, violation->predict(f)) : 0.0};
+        for (const auto& model : models) mm.objectives.push_back(model->predict(f));
+        scored.push_back(std::move(mm));
+      }
+      Nsga2 ranker(space_, {{"population", std::max<std::size_t>(2, std::min(population_, scored.size()))}}, 0);
+      ranker.seed_parents(std::move(scored));
+      for (const auto& a : ranker.ranked_parents()) {
+        if (queue_.size() >= batch_) break;
+        if (seen_.insert(a).second) queue_.push_back(a);
+      }
     }
     const auto size = space_.size().value;
-    while (queue_.size() < population_ && !(size && seen_.size() >= *size)) queue_.push_back(fresh_random());
+    while (queue_.size() < batch_ && !(size && seen_.size() >= *size)) queue_.push_back(fresh_random());
   }
 
   SearchSpace space_;
   Rng rng_;
-  std::size_t population_ = 50, initial_ = 50, generations_ = 100;
+  std::size_t population_ = 10, batch_ = 10, initial_ = 50, generations_ = 100;
   double lambda_ = 1.0;
   bool pairwise_ = true, ranks_ = true, warm_start_ = false;
+  std::string model_ = "ridge";
+  bool neighbourhood_ = true;
   std::vector<Member> evaluated_;
   std::unordered_set<Architecture> seen_;
   std::size_t pending_ = 0;

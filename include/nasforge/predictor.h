@@ -1,42 +1,91 @@
 #pragma once
 /// \file predictor.h
-/// Predictors of a metric from an architecture's features, trained on measured examples. The
-/// predictor-guided search (`linas` in strategy.h) fits one per objective on everything
-/// evaluated so far.
+/// Learned predictors of a metric (latency, energy, accuracy) from an architecture's
+/// features, trained on measured examples; one interface, a registry, JSON save/load:
+///
+/// - `ridge`: ridge regression, closed form with Eigen (options: `lambda` 1);
+/// - `gbdt`: gradient-boosted trees through XGBoost's C API (options: `rounds` 300, `depth` 6,
+///   `eta` 0.1, `subsample` 0.8, `min_child_weight` 1, `seed` 0), single-threaded, so the same
+///   seed gives the same model.
+///
+/// Features (`FeatureOptions`): the space's one-hot encoding, optionally the pairwise products
+/// of one-hot entries of different decisions (interactions a linear model cannot see), and
+/// optionally free statistics of the concrete network (log parameters and log MACs from the
+/// analytic counter), which FBNetV3-style predictors lean on.
 ///
 /// ```cpp
-/// nasforge::RidgeRegression ridge(/*lambda=*/1.0);
-/// std::vector<std::vector<float>> x;   // architecture_features(space, arch, true) per example
+/// nasforge::FeatureOptions fo{.pairwise = true, .statistics = true};
+/// std::vector<std::vector<float>> x;   // architecture_features(space, arch, fo) per example
 /// std::vector<double> y;               // the measured metric
-/// ridge.fit(x, y);
-/// double predicted = ridge.predict(architecture_features(space, other, true));
+/// auto model = nasforge::make_predictor("gbdt");
+/// model->fit(x, y);
+/// double predicted = model->predict(nasforge::architecture_features(space, other, fo));
+/// std::ofstream("latency.json") << model->to_json().dump();
 /// ```
+/// The predictor-guided search (`linas`, strategy.h) fits one per objective.
 
+#include <memory>
+#include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "nasforge/architecture.h"
 #include "nasforge/search_space.h"
 
 namespace nasforge {
 
-/// Features of an architecture for learned predictors: the space's one-hot encoding and, with
-/// `pairwise`, the products of every pair of one-hot entries of different decisions (which
-/// lets a linear model see interactions, e.g. two edges that together disconnect a cell).
+/// Which features describe an architecture.
+struct FeatureOptions {
+  bool pairwise = false;    ///< add products of one-hot entries of every pair of decisions
+  bool statistics = false;  ///< add log(1 + params) and log(1 + MACs) of the resolved network
+};
+
+/// The feature vector of `arch` (fixed length for a space and options).
+std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
+                                         const FeatureOptions& options);
+/// Shorthand: one-hot, plus pairwise products when `pairwise`.
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, bool pairwise);
 
+/// A regression model from feature rows to one value.
+class Predictor {
+ public:
+  virtual ~Predictor() = default;
+  /// The registry name (`ridge`, `gbdt`).
+  virtual std::string name() const = 0;
+  /// Fits on rows `x` (all of one length, at least one row) and targets `y`. Throws
+  /// InvalidArgument on mismatched sizes or non-finite values.
+  virtual void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) = 0;
+  /// Predictions for rows `x` (InvalidArgument before fit or for a wrong row length).
+  virtual std::vector<double> predict(const std::vector<std::vector<float>>& x) const = 0;
+  /// The prediction for one row.
+  double predict(const std::vector<float>& row) const { return predict(std::vector<std::vector<float>>{row}).front(); }
+  /// True once fitted (or loaded).
+  virtual bool fitted() const = 0;
+  /// The model, with `{"model": name()}`; make_predictor_from_json restores it.
+  virtual nlohmann::json to_json() const = 0;
+};
+
+/// Builds predictor `name` with `options` (see above; unknown keys are an error). Throws
+/// NotFound for an unknown name.
+std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohmann::json& options = nlohmann::json::object());
+/// Restores a predictor saved with to_json().
+std::unique_ptr<Predictor> make_predictor_from_json(const nlohmann::json& saved);
+
 /// Ridge regression, y ≈ w·x + b, solved in closed form ((XᵀX + λI) w = Xᵀy on centred data,
-/// Eigen's LDLT). Fits 15,625 NB201 examples of 30 features in milliseconds.
-class RidgeRegression {
+/// Eigen's LDLT).
+class RidgeRegression final : public Predictor {
  public:
   /// `lambda` >= 0: the L2 penalty on w (not on the intercept).
   explicit RidgeRegression(double lambda = 1.0);
-  /// Fits on rows `x` (all the same length, at least one) and targets `y`. Throws
-  /// InvalidArgument on mismatched sizes or non-finite values.
-  void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y);
-  /// The prediction for one row (InvalidArgument before fit or for a wrong length).
-  double predict(const std::vector<float>& x) const;
-  /// True once fitted.
-  bool fitted() const noexcept { return fitted_; }
+  std::string name() const override { return "ridge"; }
+  void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
+  using Predictor::predict;
+  std::vector<double> predict(const std::vector<std::vector<float>>& x) const override;
+  bool fitted() const override { return fitted_; }
+  nlohmann::json to_json() const override;
+  /// Restores to_json() output.
+  static RidgeRegression from_json(const nlohmann::json& j);
 
  private:
   double lambda_;
@@ -44,5 +93,44 @@ class RidgeRegression {
   std::vector<double> w_;
   double b_ = 0;
 };
+
+/// Gradient-boosted regression trees (XGBoost, squared error).
+class GbdtRegressor final : public Predictor {
+ public:
+  struct Options {
+    int rounds = 300;
+    int depth = 6;
+    double eta = 0.1;
+    double subsample = 0.8;
+    double min_child_weight = 1;
+    std::uint64_t seed = 0;
+  };
+  explicit GbdtRegressor(Options options);
+  GbdtRegressor() : GbdtRegressor(Options{}) {}
+  ~GbdtRegressor() override;
+  GbdtRegressor(const GbdtRegressor&) = delete;
+  GbdtRegressor& operator=(const GbdtRegressor&) = delete;
+  std::string name() const override { return "gbdt"; }
+  void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
+  using Predictor::predict;
+  std::vector<double> predict(const std::vector<std::vector<float>>& x) const override;
+  bool fitted() const override { return booster_ != nullptr; }
+  nlohmann::json to_json() const override;
+  /// Restores to_json() output.
+  static std::unique_ptr<GbdtRegressor> from_json(const nlohmann::json& j);
+
+ private:
+  Options o_;
+  void* booster_ = nullptr;  // BoosterHandle
+  std::size_t features_ = 0;
+};
+
+/// Rank correlation and error statistics of predictions against measurements.
+struct PredictionQuality {
+  double spearman = 0, kendall = 0, rmse = 0, mape = 0;
+  double within_10pct = 0;  ///< share of predictions within ±10% of the measurement
+};
+/// Computes them (sizes must match, at least two values).
+PredictionQuality prediction_quality(const std::vector<double>& predicted, const std::vector<double>& measured);
 
 }  // namespace nasforge
