@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
           }
           for (auto& y : yt) y = std::log(y);  // multiplicative errors: fit log latency
           p.fit(xt, yt);
-          auto pred = p.predict(xv);
+          auto pred = p.predict_batch(xv);
           for (auto& v : pred) v = std::exp(v);
           return prediction_quality(pred, yv);
         };

@@ -112,7 +112,7 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
   fitted_ = true;
 }
 
-std::vector<double> RidgeRegression::predict(const std::vector<std::vector<float>>& x) const {
+std::vector<double> RidgeRegression::predict_batch(const std::vector<std::vector<float>>& x) const {
   NASFORGE_CHECK(fitted_, "RidgeRegression::predict: call fit first");
   std::vector<double> out;
   out.reserve(x.size());
@@ -175,7 +175,7 @@ void GbdtRegressor::fit(const std::vector<std::vector<float>>& x, const std::vec
   booster_ = b;
 }
 
-std::vector<double> GbdtRegressor::predict(const std::vector<std::vector<float>>& x) const {
+std::vector<double> GbdtRegressor::predict_batch(const std::vector<std::vector<float>>& x) const {
   NASFORGE_CHECK(booster_, "GbdtRegressor::predict: call fit first");
   std::vector<float> flat;
   flat.reserve(x.size() * features_);

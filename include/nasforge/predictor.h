@@ -19,7 +19,7 @@
 /// std::vector<double> y;               // the measured metric
 /// auto model = nasforge::make_predictor("gbdt");
 /// model->fit(x, y);
-/// double predicted = model->predict(nasforge::architecture_features(space, other, fo));
+/// double predicted = model->predict(nasforge::architecture_features(space, other, fo));   // predict_batch for many
 /// std::ofstream("latency.json") << model->to_json().dump();
 /// ```
 /// The predictor-guided search (`linas`, strategy.h) fits one per objective.
@@ -57,9 +57,9 @@ class Predictor {
   /// InvalidArgument on mismatched sizes or non-finite values.
   virtual void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) = 0;
   /// Predictions for rows `x` (InvalidArgument before fit or for a wrong row length).
-  virtual std::vector<double> predict(const std::vector<std::vector<float>>& x) const = 0;
+  virtual std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const = 0;
   /// The prediction for one row.
-  double predict(const std::vector<float>& row) const { return predict(std::vector<std::vector<float>>{row}).front(); }
+  double predict(const std::vector<float>& row) const { return predict_batch(std::vector<std::vector<float>>{row}).front(); }
   /// True once fitted (or loaded).
   virtual bool fitted() const = 0;
   /// The model, with `{"model": name()}`; make_predictor_from_json restores it.
@@ -80,8 +80,7 @@ class RidgeRegression final : public Predictor {
   explicit RidgeRegression(double lambda = 1.0);
   std::string name() const override { return "ridge"; }
   void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
-  using Predictor::predict;
-  std::vector<double> predict(const std::vector<std::vector<float>>& x) const override;
+  std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const override;
   bool fitted() const override { return fitted_; }
   nlohmann::json to_json() const override;
   /// Restores to_json() output.
@@ -112,8 +111,7 @@ class GbdtRegressor final : public Predictor {
   GbdtRegressor& operator=(const GbdtRegressor&) = delete;
   std::string name() const override { return "gbdt"; }
   void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
-  using Predictor::predict;
-  std::vector<double> predict(const std::vector<std::vector<float>>& x) const override;
+  std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const override;
   bool fitted() const override { return booster_ != nullptr; }
   nlohmann::json to_json() const override;
   /// Restores to_json() output.
