@@ -39,6 +39,10 @@ struct Args {
   double budget_seconds = 0, budget_simulated = 0;
   std::string cost_metric;
   bool resume = false;
+  // predictor fit / predict
+  std::string table, target, arch_column, model = "ridge", model_options = "{}", features = "onehot";
+  long long train = 100;
+  bool log_target = false;
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -85,6 +89,22 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.threads = to_number(s, value(s), 0, 1024);
     } else if (s == "--subset") {
       a.subset = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--table") {
+      a.table = value(s);
+    } else if (s == "--target") {
+      a.target = value(s);
+    } else if (s == "--arch-column") {
+      a.arch_column = value(s);
+    } else if (s == "--model") {
+      a.model = value(s);
+    } else if (s == "--model-options") {
+      a.model_options = value(s);
+    } else if (s == "--features") {
+      a.features = value(s);
+    } else if (s == "--train") {
+      a.train = to_number(s, value(s), 1, 1LL << 40);
+    } else if (s == "--log-target") {
+      a.log_target = true;
     } else if (s == "--strategy") {
       a.strategy = value(s);
     } else if (s == "--strategy-options") {

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
@@ -20,6 +22,8 @@
 #include "nasforge/error.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/ops.h"
+#include "nasforge/predictor.h"
+#include "nasforge/random.h"
 #include "nasforge/search.h"
 #include "nasforge/search_space.h"
 #include "nasforge/strategy.h"
@@ -63,6 +67,13 @@ Usage:
       Runs a search: proposals are evaluated in parallel, a checkpoint is written every K
       trials (default 50) and --resume continues it exactly. DIR gets result.json (best,
       front, history), history.csv and, for two objectives, front.svg.
+  nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
+                  [--model ridge|gbdt] [--model-options JSON] [--features onehot[,pairwise][,stats]]
+                  [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
+      Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
+      Kendall tau, RMSE, MAPE and the share within ±10% on the other rows.
+  nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
+      The fitted predictor's value for an architecture.
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -313,6 +324,102 @@ int cmd_search(const Args& a) {
   return 0;
 }
 
+nasforge::FeatureOptions parse_features(const std::string& text) {
+  nasforge::FeatureOptions f;
+  std::stringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part == "pairwise") f.pairwise = true;
+    else if (part == "stats") f.statistics = true;
+    else if (part != "onehot") throw UsageError(fmt::format("--features: expected onehot, pairwise or stats, found \"{}\"", part));
+  }
+  return f;
+}
+
+int cmd_predictor_fit(const Args& a) {
+  if (a.space.empty() || a.table.empty() || a.target.empty() || a.out.empty()) {
+    throw UsageError("predictor fit: expected --space FILE --table CSV --target COL --out MODEL.json");
+  }
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  nasforge::TableEvaluator table(space);
+  table.add_csv(a.table, {a.target}, a.arch_column);
+  auto rows = table.known();
+  if (static_cast<std::size_t>(a.train) >= rows.size()) {
+    throw UsageError(fmt::format("--train: the table has {} rows; expected fewer training rows, found {}", rows.size(), a.train));
+  }
+  const auto features = parse_features(a.features);
+  json options = json::parse(a.model_options, nullptr, false);
+  if (options.is_discarded() || !options.is_object()) {
+    throw UsageError(fmt::format("--model-options: expected a JSON object, found \"{}\"", a.model_options));
+  }
+  auto model = nasforge::make_predictor(a.model, options);
+  nasforge::Rng rng(a.seed);  // a seeded random training subset, the rest held out
+  std::vector<std::size_t> idx(rows.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+  const auto n = static_cast<std::size_t>(a.train);
+  for (std::size_t i = 0; i < n; ++i) std::swap(idx[i], idx[i + rng.uniform(idx.size() - i)]);
+  std::vector<std::vector<float>> xt, xv;
+  std::vector<double> yt, yv;
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    double y = rows[idx[i]].second.at(a.target);
+    if (a.log_target && !(y > 0)) throw UsageError(fmt::format("--log-target: \"{}\" has a value <= 0 ({})", a.target, y));
+    (i < n ? xt : xv).push_back(nasforge::architecture_features(space, rows[idx[i]].first, features));
+    (i < n ? yt : yv).push_back(y);
+  }
+  if (a.log_target) {
+    for (auto& y : yt) y = std::log(y);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  model->fit(xt, yt);
+  auto pred = model->predict_batch(xv);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (a.log_target) {
+    for (auto& p : pred) p = std::exp(p);
+  }
+  auto q = nasforge::prediction_quality(pred, yv);
+  fmt::print("{} on {} ({} features): trained on {} rows, tested on {} (fit + predict {:.3f} s)\n", a.model, a.target,
+             xt[0].size(), xt.size(), xv.size(), seconds);
+  fmt::print("spearman {:.4f}  kendall {:.4f}  rmse {:.4g}  mape {:.2f}%  within ±10% {:.1f}%\n", q.spearman, q.kendall,
+             q.rmse, 100 * q.mape, 100 * q.within_10pct);
+  json saved{{"space", {{"name", space.name()}, {"fingerprint", space.fingerprint()}}},
+             {"target", a.target}, {"table", a.table}, {"log_target", a.log_target},
+             {"features", {{"pairwise", features.pairwise}, {"statistics", features.statistics}}},
+             {"held_out", {{"spearman", q.spearman}, {"kendall", q.kendall}, {"rmse", q.rmse}, {"mape", q.mape},
+                           {"within_10pct", q.within_10pct}, {"rows", yv.size()}}},
+             {"predictor", model->to_json()}};
+  std::ofstream out(a.out);
+  out << saved.dump() << "\n";
+  if (!out) throw nasforge::InvalidArgument(fmt::format("{}: cannot write", a.out));
+  fmt::print("saved to {}\n", a.out);
+  return 0;
+}
+
+int cmd_predict(const Args& a) {
+  if (a.space.empty() || a.model.empty() || a.arch.empty()) {
+    throw UsageError("predict: expected --space FILE --model MODEL.json --arch ARCH");
+  }
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  std::ifstream in(a.model);
+  if (!in) throw nasforge::NotFound(fmt::format("{}: cannot open the model", a.model));
+  json saved = json::parse(in, nullptr, false);
+  if (saved.is_discarded() || !saved.contains("predictor")) {
+    throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit`", a.model));
+  }
+  if (saved.value("/space/fingerprint"_json_pointer, std::string()) != space.fingerprint()) {
+    throw nasforge::InvalidArgument(fmt::format("{}: fitted on space \"{}\" (fingerprint {}), not on {} ({})", a.model,
+                                                saved.value("/space/name"_json_pointer, std::string("?")),
+                                                saved.value("/space/fingerprint"_json_pointer, std::string("?")), space.name(),
+                                                space.fingerprint()));
+  }
+  auto model = nasforge::make_predictor_from_json(saved["predictor"]);
+  nasforge::FeatureOptions f{saved["features"].value("pairwise", false), saved["features"].value("statistics", false)};
+  auto arch = space.parse_architecture(a.arch);
+  double v = model->predict(nasforge::architecture_features(space, arch, f));
+  if (saved.value("log_target", false)) v = std::exp(v);
+  fmt::print("{} {:.6g}\n", saved.value("target", std::string("value")), v);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -332,6 +439,11 @@ int main(int argc, char** argv) {
     }
     if (cmd == "ops") return cmd_ops(parse_args(argc, argv, 2));
     if (cmd == "search") return cmd_search(parse_args(argc, argv, 2));
+    if (cmd == "predict") return cmd_predict(parse_args(argc, argv, 2));
+    if (cmd == "predictor") {
+      if (argc < 3 || std::string(argv[2]) != "fit") throw UsageError("predictor: expected the subcommand fit");
+      return cmd_predictor_fit(parse_args(argc, argv, 3));
+    }
     if (cmd == "train" || cmd == "extract" || cmd == "supernet") {
 #ifdef NASFORGE_CLI_HAS_TORCH
       if (cmd == "train") return nasforge::cli::cmd_train(parse_args(argc, argv, 2));
