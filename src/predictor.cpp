@@ -168,6 +168,7 @@ void GbdtRegressor::fit(const std::vector<std::vector<float>>& x, const std::vec
   set("subsample", fmt::format("{}", o_.subsample));
   set("min_child_weight", fmt::format("{}", o_.min_child_weight));
   set("seed", std::to_string(o_.seed));
+  set("tree_method", "hist");  // histogram splits: fast, and exact enough for one-hot features
   set("nthread", "1");  // deterministic, and callers parallelise across models
   set("verbosity", "0");
   for (int i = 0; i < o_.rounds; ++i) xgb(XGBoosterUpdateOneIter(b, i, d), "train");
