@@ -1,0 +1,67 @@
+// Latency lookup table vs reality on this machine: profiles a space's layers, calibrates the
+// overhead, then for N random networks compares the table's prediction with the measured
+// end-to-end latency (Spearman, share within ±10%).
+//   nasforge_lut_figures [SPACE=nb201] [N=100] [BATCH=1] [THREADS=1] [SET=K=V;...] [median|fastest]
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include <fmt/core.h>
+#include <torch/torch.h>
+
+#include "nasforge/cost_model.h"
+#include "nasforge/error.h"
+#include "nasforge/predictor.h"
+#include "nasforge/random.h"
+#include "nasforge/torch/latency.h"
+
+int main(int argc, char** argv) {
+  const std::string name = argc > 1 ? argv[1] : "nb201";
+  const std::size_t n = argc > 2 ? std::stoul(argv[2]) : 100;
+  const long batch = argc > 3 ? std::stol(argv[3]) : 1;
+  const int threads = argc > 4 ? std::stoi(argv[4]) : 1;
+  nasforge::ParamOverrides set;
+  if (argc > 5) {
+    std::string all = argv[5];
+    for (std::size_t start = 0; start < all.size();) {
+      std::size_t end = all.find(';', start);
+      std::string kv = all.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      set[kv.substr(0, kv.find('='))] = kv.substr(kv.find('=') + 1);
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  try {
+    auto space = nasforge::SearchSpace::from_file(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/" + name + ".json", set);
+    nasforge::ProfileOptions po;
+    po.batch = batch;
+    po.threads = threads;
+    po.fastest = argc > 6 && std::string(argv[6]) == "fastest";
+    auto t0 = std::chrono::steady_clock::now();
+    auto lut = nasforge::profile_space(space, po, 300, 20, /*seed=*/1);
+    double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nasforge::Rng rng(12345);  // test networks: another seed than the profiling samples
+    std::vector<double> predicted, measured;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto net = space.resolve(space.sample(rng));
+      nasforge::profile_layers(lut, {net}, po);  // lazily: layers the samples did not cover
+      predicted.push_back(lut.predict(net));
+      measured.push_back(nasforge::measure_latency_ms(net, po));
+    }
+    auto q = nasforge::prediction_quality(predicted, measured);
+    if (std::getenv("NASFORGE_LUT_DUMP")) {
+      for (std::size_t i = 0; i < n; ++i) fmt::print("{:.3f} {:.3f}\n", predicted[i], measured[i]);
+    }
+    double lo = *std::min_element(measured.begin(), measured.end()), hi = *std::max_element(measured.begin(), measured.end());
+    fmt::print("{} batch {} threads {}: {} layer entries, profiled in {:.0f} s, calibration {:.3f} ms + {:.3f} x sum; {} test networks "
+               "measured {:.2f}-{:.2f} ms\n",
+               name, batch, threads, lut.ms.size(), profile_s, lut.fixed_ms, lut.scale, n, lo, hi);
+    fmt::print("spearman {:.4f}  kendall {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", q.spearman, q.kendall,
+               100 * q.within_10pct, 100 * q.mape);
+    return 0;
+  } catch (const nasforge::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,84 @@
+#pragma once
+/// \file cost_model.h
+/// One interface for every way nasforge predicts a hardware cost of an architecture:
+///
+/// | name | how | header |
+/// |---|---|---|
+/// | `analytic` | parameters, MACs, FLOPs, peak activation memory counted from the ConcreteNetwork | costs.h |
+/// | `lut` | a latency lookup table profiled on the device: the sum over the network's layers plus a calibrated overhead | torch/latency.h builds it |
+/// | `predictor` | a learned model (ridge, GBDT) of a measured metric | predictor.h |
+/// | `measured` | time the network itself | torch/latency.h |
+///
+/// A CostModel is also an Evaluator (its metric under its name), so any of them can be an
+/// objective or a constraint of a search.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nasforge/concrete_network.h"
+#include "nasforge/evaluator.h"
+#include "nasforge/predictor.h"
+#include "nasforge/search_space.h"
+
+namespace nasforge {
+
+/// Predicts one metric of architectures of one space. Thread-safe.
+class CostModel : public Evaluator {
+ public:
+  /// The kind: `analytic`, `lut`, `predictor`, `measured`.
+  virtual std::string kind() const = 0;
+  /// The metric's name (e.g. `latency_ms`, `macs`) and unit (`ms`, `MACs`, `bytes`).
+  virtual std::string metric() const = 0;
+  virtual std::string unit() const = 0;
+  /// The predicted value for `arch`.
+  virtual double predict(const Architecture& arch) const = 0;
+  /// Predictions for many architectures (in parallel where the model allows).
+  virtual std::vector<double> predict_batch(const std::vector<Architecture>& archs) const;
+  /// The model as JSON (`{"kind": ..., ...}`); load_cost_model restores it.
+  virtual nlohmann::json to_json() const = 0;
+
+  Metrics evaluate(const Architecture& arch) const override { return {{metric(), predict(arch)}}; }
+  std::vector<std::string> metric_names() const override { return {metric()}; }
+};
+
+/// Analytic costs: `params`, `macs`, `flops` or `peak_activation_bytes` (at `batch`).
+std::unique_ptr<CostModel> make_analytic_cost_model(const SearchSpace& space, const std::string& metric,
+                                                    std::int64_t batch = 1);
+
+/// A learned predictor of `metric` over `features` (log target when `log_target`).
+std::unique_ptr<CostModel> make_predictor_cost_model(const SearchSpace& space, std::string metric,
+                                                     std::shared_ptr<const Predictor> predictor,
+                                                     FeatureOptions features, bool log_target);
+
+/// The key of layer `i` of `net` in a latency table: op, attributes and input shapes (names
+/// excluded, so identical layers anywhere share an entry); a `sum` also records how many of
+/// its inputs are live (a `zero` input costs no addition at run time).
+std::string layer_key(const ConcreteNetwork& net, std::size_t i);
+
+/// A latency lookup table: milliseconds per layer key, for one batch size and thread count,
+/// and the calibration of running a whole network: predicted = `fixed_ms` + `scale` x (sum of
+/// the layers' entries), calibrated on end-to-end measurements.
+struct LatencyTable {
+  std::map<std::string, double> ms;  ///< layer_key -> median milliseconds
+  std::int64_t batch = 1;
+  int threads = 1;
+  double fixed_ms = 0, scale = 1;
+  std::string device;                 ///< where it was profiled (free text)
+  /// Sum over the layers of `net` plus the overhead; NotFound names a missing layer key.
+  double predict(const ConcreteNetwork& net) const;
+  nlohmann::json to_json() const;
+  static LatencyTable from_json(const nlohmann::json& j);
+};
+
+/// The `lut` cost model (metric `latency_ms`).
+std::unique_ptr<CostModel> make_lut_cost_model(const SearchSpace& space, LatencyTable table);
+
+/// Restores any cost model written by to_json() (the `measured` kind cannot be restored: it
+/// needs LibTorch; see torch/latency.h).
+std::unique_ptr<CostModel> load_cost_model(const SearchSpace& space, const nlohmann::json& j);
+
+}  // namespace nasforge

@@ -1,0 +1,63 @@
+#pragma once
+/// \file latency.h
+/// Latency on this machine, measured with LibTorch: end-to-end timing of a network, and
+/// profiling of every distinct layer of a space into a LatencyTable (cost_model.h), with the
+/// table's fixed overhead calibrated against end-to-end measurements.
+///
+/// ```cpp
+/// nasforge::ProfileOptions po;                  // batch 1, 1 thread, warm-up, median of repetitions
+/// nasforge::LatencyTable lut = nasforge::profile_space(space, po, /*samples=*/200, /*calibration=*/10, /*seed=*/0);
+/// auto model = nasforge::make_lut_cost_model(space, lut);
+/// double predicted = model->predict(arch);
+/// double measured = nasforge::measure_latency_ms(space.resolve(arch), po);
+/// ```
+/// Timing method: the thread count is set for the duration and restored; each measurement
+/// runs `warmup` untimed calls, then timed calls until both `min_reps` calls and `min_ms` of
+/// time have passed, and reports the median (steady_clock; its resolution is far below the
+/// microseconds a layer takes, and the min_ms floor keeps short ops from being timed alone).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "nasforge/cost_model.h"
+#include "nasforge/search_space.h"
+
+namespace nasforge {
+
+/// How to time.
+struct ProfileOptions {
+  std::int64_t batch = 1;
+  int threads = 1;         ///< LibTorch intra-op threads while timing
+  int warmup = 3;          ///< untimed calls first
+  int min_reps = 15;       ///< at least this many timed calls...
+  double min_ms = 40;      ///< ...and at least this much timed time
+  /// Report the fastest timed call instead of the median: interference on a shared host only
+  /// ever adds time, so the minimum is the more repeatable statistic there.
+  bool fastest = false;
+  std::string device_name = "this machine (CPU)";  ///< recorded in tables
+  ::torch::Device device = ::torch::kCPU;
+};
+
+/// Median milliseconds of one eval-mode, no-grad forward of `net` at `options.batch`.
+double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& options);
+
+/// Profiles the layers of `nets` that `table` lacks (their keys: layer_key).
+void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& options);
+
+/// A latency table for `space`: the layers of every architecture when the space has at most
+/// `samples` of them, else of `samples` random ones (seeded); then `calibration` random
+/// networks are measured end to end and `scale` becomes the median of measured / (sum of
+/// layers) (`fixed_ms` 0: a robust fit on a noisy host).
+LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& options, std::size_t samples,
+                           std::size_t calibration, std::uint64_t seed);
+
+/// The `measured` cost model: builds and times each architecture's network (metric
+/// `latency_ms`). Slow by nature; not thread-safe across concurrent calls on one device, so
+/// calls are serialised.
+std::unique_ptr<CostModel> make_measured_cost_model(const SearchSpace& space, const ProfileOptions& options);
+
+}  // namespace nasforge

@@ -1,0 +1,167 @@
+#include "nasforge/cost_model.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "nasforge/costs.h"
+#include "nasforge/error.h"
+
+namespace nasforge {
+namespace {
+
+class AnalyticModel final : public CostModel {
+ public:
+  AnalyticModel(SearchSpace space, std::string metric, std::int64_t batch)
+      : space_(std::move(space)), metric_(std::move(metric)), batch_(batch) {
+    NASFORGE_CHECK(metric_ == "params" || metric_ == "macs" || metric_ == "flops" || metric_ == "peak_activation_bytes",
+                   "analytic cost model: expected params, macs, flops or peak_activation_bytes, found \"{}\"", metric_);
+    NASFORGE_CHECK(batch_ >= 1, "analytic cost model: expected batch >= 1, found {}", batch_);
+  }
+  std::string kind() const override { return "analytic"; }
+  std::string metric() const override { return metric_; }
+  std::string unit() const override {
+    return metric_ == "params" ? "parameters" : metric_ == "peak_activation_bytes" ? "bytes" : metric_ == "macs" ? "MACs" : "FLOPs";
+  }
+  double predict(const Architecture& arch) const override {
+    auto c = analytic_costs(space_.resolve(arch), CostOptions{batch_, 4});
+    if (metric_ == "params") return static_cast<double>(c.params);
+    if (metric_ == "macs") return static_cast<double>(c.macs);
+    if (metric_ == "flops") return static_cast<double>(c.flops());
+    return static_cast<double>(c.peak_activation_bytes);
+  }
+  nlohmann::json to_json() const override { return {{"kind", "analytic"}, {"metric", metric_}, {"batch", batch_}}; }
+
+ private:
+  SearchSpace space_;
+  std::string metric_;
+  std::int64_t batch_;
+};
+
+class PredictorModel final : public CostModel {
+ public:
+  PredictorModel(SearchSpace space, std::string metric, std::shared_ptr<const Predictor> p, FeatureOptions f, bool log)
+      : space_(std::move(space)), metric_(std::move(metric)), p_(std::move(p)), f_(f), log_(log) {
+    NASFORGE_CHECK(p_ && p_->fitted(), "predictor cost model: expected a fitted predictor");
+  }
+  std::string kind() const override { return "predictor"; }
+  std::string metric() const override { return metric_; }
+  std::string unit() const override { return metric_.find("ms") != std::string::npos ? "ms" : ""; }
+  double predict(const Architecture& arch) const override {
+    double v = p_->predict(architecture_features(space_, arch, f_));
+    return log_ ? std::exp(v) : v;
+  }
+  nlohmann::json to_json() const override {
+    return {{"kind", "predictor"}, {"metric", metric_}, {"log_target", log_},
+            {"features", {{"pairwise", f_.pairwise}, {"statistics", f_.statistics}}}, {"predictor", p_->to_json()}};
+  }
+
+ private:
+  SearchSpace space_;
+  std::string metric_;
+  std::shared_ptr<const Predictor> p_;
+  FeatureOptions f_;
+  bool log_;
+};
+
+class LutModel final : public CostModel {
+ public:
+  LutModel(SearchSpace space, LatencyTable t) : space_(std::move(space)), t_(std::move(t)) {}
+  std::string kind() const override { return "lut"; }
+  std::string metric() const override { return "latency_ms"; }
+  std::string unit() const override { return "ms"; }
+  double predict(const Architecture& arch) const override { return t_.predict(space_.resolve(arch)); }
+  nlohmann::json to_json() const override {
+    auto j = t_.to_json();
+    j["kind"] = "lut";
+    return j;
+  }
+
+ private:
+  SearchSpace space_;
+  LatencyTable t_;
+};
+
+}  // namespace
+
+std::vector<double> CostModel::predict_batch(const std::vector<Architecture>& archs) const {
+  std::vector<double> out;
+  out.reserve(archs.size());
+  for (const auto& a : archs) out.push_back(predict(a));
+  return out;
+}
+
+std::unique_ptr<CostModel> make_analytic_cost_model(const SearchSpace& space, const std::string& metric, std::int64_t batch) {
+  return std::make_unique<AnalyticModel>(space, metric, batch);
+}
+
+std::unique_ptr<CostModel> make_predictor_cost_model(const SearchSpace& space, std::string metric,
+                                                     std::shared_ptr<const Predictor> predictor, FeatureOptions features,
+                                                     bool log_target) {
+  return std::make_unique<PredictorModel>(space, std::move(metric), std::move(predictor), features, log_target);
+}
+
+std::string layer_key(const ConcreteNetwork& net, std::size_t i) {
+  const ConcreteLayer& l = net.layers.at(i);
+  std::string k = l.op;
+  if (l.op == "sum") {
+    std::size_t live = 0;
+    for (int in : l.inputs) live += in < 0 || net.layers[static_cast<std::size_t>(in)].op != "zero";
+    k += fmt::format(" live={}", live);
+  }
+  for (const auto& [name, v] : l.attrs.values()) k += fmt::format(" {}={}", name, v.repr());
+  for (const auto& s : l.input_shapes) k += fmt::format(" in={}", shape_to_string(s));
+  return k;
+}
+
+double LatencyTable::predict(const ConcreteNetwork& net) const {
+  double total = 0;
+  for (std::size_t i = 0; i < net.layers.size(); ++i) {
+    const std::string key = layer_key(net, i);
+    auto it = ms.find(key);
+    if (it == ms.end()) {
+      throw NotFound(fmt::format("latency table ({}): no entry for layer {} ({}); profile this space first", device,
+                                 net.layers[i].name, key));
+    }
+    total += it->second;
+  }
+  return fixed_ms + scale * total;
+}
+
+nlohmann::json LatencyTable::to_json() const {
+  return {{"batch", batch}, {"threads", threads}, {"fixed_ms", fixed_ms}, {"scale", scale},
+          {"device", device}, {"layers", ms}};
+}
+
+LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
+  LatencyTable t;
+  try {
+    t.batch = j.at("batch");
+    t.threads = j.at("threads");
+    t.fixed_ms = j.at("fixed_ms");
+    t.scale = j.at("scale");
+    t.device = j.value("device", "");
+    t.ms = j.at("layers").get<std::map<std::string, double>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw InvalidArgument(fmt::format("latency table: expected batch, threads, fixed_ms, scale and layers: {}", e.what()));
+  }
+  return t;
+}
+
+std::unique_ptr<CostModel> make_lut_cost_model(const SearchSpace& space, LatencyTable table) {
+  return std::make_unique<LutModel>(space, std::move(table));
+}
+
+std::unique_ptr<CostModel> load_cost_model(const SearchSpace& space, const nlohmann::json& j) {
+  const std::string kind = j.value("kind", "");
+  if (kind == "analytic") return make_analytic_cost_model(space, j.at("metric"), j.value("batch", 1));
+  if (kind == "lut") return make_lut_cost_model(space, LatencyTable::from_json(j));
+  if (kind == "predictor") {
+    FeatureOptions f{j.at("features").value("pairwise", false), j.at("features").value("statistics", false)};
+    return make_predictor_cost_model(space, j.at("metric"), make_predictor_from_json(j.at("predictor")), f,
+                                     j.value("log_target", false));
+  }
+  throw InvalidArgument(fmt::format("cost model: expected \"kind\" analytic, lut or predictor, found \"{}\"", kind));
+}
+
+}  // namespace nasforge

@@ -1,0 +1,88 @@
+// The torch-free cost models: analytic, predictor and LUT behind one interface.
+#include "nasforge/cost_model.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "nasforge/costs.h"
+#include "nasforge/error.h"
+#include "testing/spaces.h"
+
+namespace nasforge {
+
+TEST(CostModel, AnalyticIsTheAnalyticCounterAndAnEvaluator) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  auto arch = space.from_native("|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|");
+  auto params = make_analytic_cost_model(space, "params");
+  auto macs = make_analytic_cost_model(space, "macs", 8);
+  EXPECT_EQ(params->predict(arch), 615386.0);
+  EXPECT_EQ(macs->predict(arch), 8 * 86426240.0);
+  EXPECT_EQ(params->kind(), "analytic");
+  EXPECT_EQ(params->evaluate(arch).at("params"), 615386.0);
+  auto restored = load_cost_model(space, nlohmann::json::parse(macs->to_json().dump()));
+  EXPECT_EQ(restored->predict(arch), macs->predict(arch));
+  EXPECT_THROW(make_analytic_cost_model(space, "latency"), InvalidArgument);
+}
+
+TEST(CostModel, LutSumsItsEntriesWithTheCalibration) {
+  auto space = SearchSpace::from_string(testing::kToyStageSpace);
+  auto arch = space.at(5);
+  auto net = space.resolve(arch);
+  LatencyTable t;
+  for (std::size_t i = 0; i < net.layers.size(); ++i) t.ms[layer_key(net, i)] = 1.0 + static_cast<double>(i);
+  t.fixed_ms = 0.5;
+  t.scale = 2.0;
+  double sum = 0;
+  for (std::size_t i = 0; i < net.layers.size(); ++i) sum += 1.0 + static_cast<double>(i);
+  auto model = make_lut_cost_model(space, t);
+  EXPECT_DOUBLE_EQ(model->predict(arch), 0.5 + 2.0 * sum);
+  auto back = load_cost_model(space, nlohmann::json::parse(model->to_json().dump()));
+  EXPECT_DOUBLE_EQ(back->predict(arch), model->predict(arch));
+  // A layer the table lacks is named.
+  LatencyTable empty;
+  try {
+    empty.predict(net);
+    FAIL();
+  } catch (const NotFound& e) {
+    EXPECT_NE(std::string(e.what()).find("no entry for layer"), std::string::npos);
+  }
+}
+
+TEST(CostModel, LayerKeysIgnoreNamesAndCountLiveSumInputs) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}});
+  auto a = space.resolve(space.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"));
+  std::set<std::string> keys;
+  std::size_t sums_with_zero = 0;
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    keys.insert(layer_key(a, i));
+    if (a.layers[i].op == "sum" && layer_key(a, i).find("live=1") != std::string::npos) ++sums_with_zero;
+  }
+  EXPECT_LT(keys.size(), a.layers.size());  // identical convs share an entry
+  EXPECT_GT(sums_with_zero, 0U);            // node 2 = conv(node 0) + none(node 1)
+}
+
+TEST(CostModel, PredictorModelWrapsAFittedPredictor) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  std::vector<std::vector<float>> x;
+  std::vector<double> y;
+  space.for_each([&](const Architecture& a) {
+    if (x.size() >= 300) return;
+    x.push_back(architecture_features(space, a, FeatureOptions{}));
+    double lat = 1;
+    for (std::size_t d = 0; d < a.size(); ++d) lat += 0.5 * a[d];
+    y.push_back(std::log(lat));
+  });
+  std::shared_ptr<Predictor> ridge = make_predictor("ridge", {{"lambda", 0.0}});
+  ridge->fit(x, y);
+  auto model = make_predictor_cost_model(space, "latency_ms", ridge, FeatureOptions{}, /*log_target=*/true);
+  auto arch = space.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|");
+  EXPECT_EQ(model->kind(), "predictor");
+  EXPECT_GT(model->predict(arch), 0.0);
+  auto back = load_cost_model(space, nlohmann::json::parse(model->to_json().dump()));
+  EXPECT_DOUBLE_EQ(back->predict(arch), model->predict(arch));
+  EXPECT_THROW(load_cost_model(space, {{"kind", "oracle"}}), InvalidArgument);
+}
+
+}  // namespace nasforge

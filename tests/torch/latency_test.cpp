@@ -1,0 +1,33 @@
+// Profiling and measuring latency with LibTorch (values are timings: the tests check
+// structure and sanity, the accuracy figures live in docs/performance.md).
+#include "nasforge/torch/latency.h"
+
+#include <gtest/gtest.h>
+
+#include "testing/spaces.h"
+
+namespace nasforge {
+
+TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  ProfileOptions o;
+  o.min_reps = 3;
+  o.min_ms = 1;
+  o.warmup = 1;
+  auto t = profile_space(space, o, /*samples=*/20, /*calibration=*/3, /*seed=*/1);
+  EXPECT_GT(t.ms.size(), 5U);
+  for (const auto& [key, ms] : t.ms) EXPECT_GE(ms, 0.0) << key;
+  EXPECT_GT(t.scale, 0.0);
+  auto model = make_lut_cost_model(space, t);
+  Rng rng(9);
+  auto arch = space.sample(rng);
+  auto net = space.resolve(arch);
+  profile_layers(t, {net}, o);  // lazily complete
+  EXPECT_GT(t.predict(net), 0.0);
+  EXPECT_GT(measure_latency_ms(net, o), 0.0);
+  auto measured = make_measured_cost_model(space, o);
+  EXPECT_EQ(measured->kind(), "measured");
+  EXPECT_GT(measured->predict(arch), 0.0);
+}
+
+}  // namespace nasforge
