@@ -104,9 +104,17 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
   const double my = Y.mean();
   X.rowwise() -= mx;
   Y.array() -= my;
-  Eigen::MatrixXd A = X.transpose() * X;
-  A.diagonal().array() += lambda_ > 0 ? lambda_ : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
-  Eigen::VectorXd w = A.ldlt().solve(X.transpose() * Y);
+  const double ridge = lambda_ > 0 ? lambda_ : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
+  Eigen::VectorXd w;
+  if (p <= n) {  // primal: (XᵀX + λI) w = Xᵀy, a p x p system
+    Eigen::MatrixXd A = X.transpose() * X;
+    A.diagonal().array() += ridge;
+    w = A.ldlt().solve(X.transpose() * Y);
+  } else {  // dual, the same solution: w = Xᵀ (XXᵀ + λI)⁻¹ y, an n x n system (pairwise FBNet: p = 18,909)
+    Eigen::MatrixXd K = X * X.transpose();
+    K.diagonal().array() += ridge;
+    w = X.transpose() * K.ldlt().solve(Y);
+  }
   w_.assign(w.data(), w.data() + w.size());
   b_ = my - mx.dot(w);
   fitted_ = true;
@@ -150,18 +158,24 @@ GbdtRegressor::~GbdtRegressor() {
 
 void GbdtRegressor::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
   check_rows(x, y, "GbdtRegressor");
-  features_ = x[0].size();
+  const std::size_t features = x[0].size();
   std::vector<float> flat;
-  flat.reserve(x.size() * features_);
+  flat.reserve(x.size() * features);
   for (const auto& row : x) flat.insert(flat.end(), row.begin(), row.end());
   std::vector<float> labels(y.begin(), y.end());
-  DMatrixHandle d = nullptr;
-  xgb(XGDMatrixCreateFromMat(flat.data(), x.size(), features_, NAN, &d), "create matrix");
-  xgb(XGDMatrixSetFloatInfo(d, "label", labels.data(), labels.size()), "set labels");
-  if (booster_) XGBoosterFree(booster_), booster_ = nullptr;
-  BoosterHandle b = nullptr;
-  xgb(XGBoosterCreate(&d, 1, &b), "create booster");
-  auto set = [&](const char* k, const std::string& v) { xgb(XGBoosterSetParam(b, k, v.c_str()), k); };
+  // Handles are freed on every path; the previous model is replaced only on success.
+  struct Handles {
+    DMatrixHandle d = nullptr;
+    BoosterHandle b = nullptr;
+    ~Handles() {
+      if (b) XGBoosterFree(b);
+      if (d) XGDMatrixFree(d);
+    }
+  } h;
+  xgb(XGDMatrixCreateFromMat(flat.data(), x.size(), features, NAN, &h.d), "create matrix");
+  xgb(XGDMatrixSetFloatInfo(h.d, "label", labels.data(), labels.size()), "set labels");
+  xgb(XGBoosterCreate(&h.d, 1, &h.b), "create booster");
+  auto set = [&](const char* k, const std::string& v) { xgb(XGBoosterSetParam(h.b, k, v.c_str()), k); };
   set("objective", "reg:squarederror");
   set("max_depth", std::to_string(o_.depth));
   set("eta", fmt::format("{}", o_.eta));
@@ -169,11 +183,13 @@ void GbdtRegressor::fit(const std::vector<std::vector<float>>& x, const std::vec
   set("min_child_weight", fmt::format("{}", o_.min_child_weight));
   set("seed", std::to_string(o_.seed));
   set("tree_method", "hist");  // histogram splits: fast, and exact enough for one-hot features
-  set("nthread", "1");  // deterministic, and callers parallelise across models
+  set("nthread", "1");         // deterministic, and callers parallelise across models
   set("verbosity", "0");
-  for (int i = 0; i < o_.rounds; ++i) xgb(XGBoosterUpdateOneIter(b, i, d), "train");
-  XGDMatrixFree(d);
-  booster_ = b;
+  for (int i = 0; i < o_.rounds; ++i) xgb(XGBoosterUpdateOneIter(h.b, i, h.d), "train");
+  if (booster_) XGBoosterFree(booster_);
+  booster_ = h.b;
+  h.b = nullptr;
+  features_ = features;
 }
 
 std::vector<double> GbdtRegressor::predict_batch(const std::vector<std::vector<float>>& x) const {
@@ -226,7 +242,11 @@ std::unique_ptr<GbdtRegressor> GbdtRegressor::from_json(const nlohmann::json& j)
     const std::string text = j["booster"].dump();
     BoosterHandle b = nullptr;
     xgb(XGBoosterCreate(nullptr, 0, &b), "create booster");
-    xgb(XGBoosterLoadModelFromBuffer(b, text.data(), text.size()), "load");
+    if (XGBoosterLoadModelFromBuffer(b, text.data(), text.size()) != 0) {
+      std::string why = XGBGetLastError();
+      XGBoosterFree(b);
+      throw InvalidArgument(fmt::format("XGBoost load: {}", why));
+    }
     g->booster_ = b;
   }
   return g;
@@ -234,7 +254,7 @@ std::unique_ptr<GbdtRegressor> GbdtRegressor::from_json(const nlohmann::json& j)
 
 // ---- registry and quality -------------------------------------------------------------------
 
-std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohmann::json& options) {
+std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohmann::json& options) try {
   const nlohmann::json o = options.is_null() ? nlohmann::json::object() : options;
   auto check_keys = [&](std::initializer_list<const char*> known) {
     for (const auto& [k, v] : o.items()) {
@@ -259,6 +279,8 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohman
     return std::make_unique<GbdtRegressor>(g);
   }
   throw NotFound(fmt::format("predictor \"{}\": no such model (known: gbdt, ridge)", name));
+} catch (const nlohmann::json::exception& e) {
+  throw InvalidArgument(fmt::format("predictor \"{}\": an option has the wrong type ({})", name, e.what()));
 }
 
 std::unique_ptr<Predictor> make_predictor_from_json(const nlohmann::json& saved) {

@@ -29,33 +29,66 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kCheckpointVersion = 1;
 
-// Fills objectives and violation from metrics (or marks the trial failed).
+// Fills objectives and violation from metrics, or marks the trial failed when a metric the
+// search needs is missing or not a finite number (a diverged network's NaN accuracy, say).
 void score(Trial& t, const SearchOptions& o) {
   if (t.failed) return;
   t.objectives.clear();
   t.violation = 0;
+  auto fail = [&](const std::string& metric, const char* why) {
+    t.failed = true;
+    t.error = fmt::format("metric \"{}\" {}", metric, why);
+    t.objectives.clear();
+    t.violation = 0;
+  };
+  auto value = [&](const std::string& metric, double& v) {
+    auto it = t.metrics.find(metric);
+    if (it == t.metrics.end()) return fail(metric, "is missing from the evaluator's result"), false;
+    if (!std::isfinite(it->second)) return fail(metric, "is not a finite number"), false;
+    v = it->second;
+    return true;
+  };
+  double v = 0;
   for (const auto& obj : o.objectives) {
-    auto it = t.metrics.find(obj.metric);
-    if (it == t.metrics.end()) {
-      t.failed = true;
-      t.error = fmt::format("the evaluator returned no metric \"{}\"", obj.metric);
-      t.objectives.clear();
-      return;
-    }
-    t.objectives.push_back(obj.maximize ? -it->second : it->second);
+    if (!value(obj.metric, v)) return;
+    t.objectives.push_back(obj.maximize ? -v : v);
   }
-  for (const auto& c : o.constraints) t.violation += c.violation(t.metrics);
+  for (const auto& c : o.constraints) {
+    if (!value(c.metric, v)) return;
+    t.violation += c.violation(t.metrics);
+  }
+  if (!o.budget.cost_metric.empty() && !value(o.budget.cost_metric, v)) return;
+}
+
+// Metrics as JSON: JSON has no NaN or infinity, so those are written as "nan", "inf", "-inf".
+json metrics_json(const Metrics& m) {
+  json j = json::object();
+  for (const auto& [k, v] : m) {
+    if (std::isfinite(v)) j[k] = v;
+    else j[k] = std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+  }
+  return j;
+}
+
+Metrics metrics_from(const json& j) {
+  Metrics m;
+  for (const auto& [k, v] : j.items()) {
+    if (v.is_number()) m[k] = v.get<double>();
+    else if (v.is_string()) m[k] = v == "inf" ? INFINITY : v == "-inf" ? -INFINITY : std::nan("");
+  }
+  return m;
 }
 
 json trial_json(const Trial& t) {
-  return {{"id", t.id}, {"arch", t.arch}, {"metrics", t.metrics}, {"failed", t.failed}, {"error", t.error}, {"seconds", t.seconds}};
+  return {{"id", t.id}, {"arch", t.arch}, {"metrics", metrics_json(t.metrics)}, {"failed", t.failed}, {"error", t.error},
+          {"seconds", t.seconds}};
 }
 
 Trial trial_from(const json& j) {
   Trial t;
   t.id = j.at("id");
   t.arch = j.at("arch").get<Architecture>();
-  t.metrics = j.at("metrics").get<Metrics>();
+  t.metrics = metrics_from(j.at("metrics"));
   t.failed = j.at("failed");
   t.error = j.at("error");
   t.seconds = j.at("seconds");
@@ -72,6 +105,14 @@ void write_atomic(const fs::path& path, const std::string& text) {
   std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) throw InvalidArgument(fmt::format("{}: cannot rename {} into place: {}", path.string(), tmp.string(), ec.message()));
+}
+
+// What a resumed search must share with the checkpoint it continues.
+json settings_json(const SearchOptions& o) {
+  json j{{"seed", o.seed}, {"objectives", json::array()}, {"constraints", json::array()}};
+  for (const auto& obj : o.objectives) j["objectives"].push_back(obj.metric + (obj.maximize ? ":max" : ":min"));
+  for (const auto& c : o.constraints) j["constraints"].push_back(fmt::format("{}{}{}", c.metric, c.at_most ? "<=" : ">=", c.bound));
+  return j;
 }
 
 std::string arch_text(const SearchSpace& space, const Architecture& a) {
@@ -228,6 +269,11 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
                                         ckpt.string(), j.at("strategy").get<std::string>(), j.at("fingerprint").get<std::string>(),
                                         strategy.name(), space.name(), space.fingerprint()));
     }
+    if (j.contains("settings") && j["settings"] != settings_json(o)) {
+      throw InvalidArgument(fmt::format("{}: the checkpoint was written with other objectives, constraints or seed ({}); "
+                                        "this search has {}",
+                                        ckpt.string(), j["settings"].dump(), settings_json(o).dump()));
+    }
     strategy.restore(j.at("strategy_state"));
     for (const auto& t : j.at("history")) {
       r.history.push_back(trial_from(t));
@@ -241,10 +287,10 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
   auto checkpoint = [&] {
     if (o.out_dir.empty()) return;
     json j{{"version", kCheckpointVersion}, {"fingerprint", space.fingerprint()}, {"space", space.name()},
-           {"strategy", strategy.name()}, {"seed", o.seed}, {"strategy_state", strategy.state()},
+           {"strategy", strategy.name()}, {"seed", o.seed}, {"settings", settings_json(o)}, {"strategy_state", strategy.state()},
            {"wall_seconds", r.wall_seconds}, {"simulated_seconds", r.simulated_seconds}, {"history", json::array()}};
     for (const auto& t : r.history) j["history"].push_back(trial_json(t));
-    write_atomic(ckpt, j.dump());
+    write_atomic(ckpt, j.dump(-1, ' ', false, json::error_handler_t::replace));
   };
 
   std::optional<tbb::global_control> limit;
@@ -275,6 +321,10 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
       } catch (const std::exception& e) {  // one failing candidate never ends the search
         t.failed = true;
         t.error = e.what();
+        t.metrics.clear();
+      } catch (...) {
+        t.failed = true;
+        t.error = "the evaluator threw a non-standard exception";
         t.metrics.clear();
       }
       t.seconds = std::chrono::duration<double>(Clock::now() - s).count();
@@ -315,7 +365,7 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
   checkpoint();
 
   // ---- results --------------------------------------------------------------------------
-  auto t_json = [&](const Trial& t) { return json{{"arch", arch_json(space, t.arch)}, {"metrics", t.metrics}}; };
+  auto t_json = [&](const Trial& t) { return json{{"arch", arch_json(space, t.arch)}, {"metrics", metrics_json(t.metrics)}}; };
   json res{{"space", {{"name", space.name()}, {"file", space.origin()}, {"fingerprint", space.fingerprint()}}},
            {"strategy", strategy.name()}, {"seed", o.seed}, {"evaluations", r.history.size()},
            {"simulated_seconds", r.simulated_seconds}, {"wall_seconds", r.wall_seconds},
@@ -332,13 +382,19 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
     if (t.failed) j["error"] = t.error;
     res["history"].push_back(std::move(j));
   }
-  write_atomic(dir / "result.json", res.dump(2) + "\n");
+  write_atomic(dir / "result.json", res.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 
   std::string csv = "id,arch,failed";
   for (const auto& m : names) csv += "," + m;
   csv += "\n";
   for (const auto& t : r.history) {
-    csv += fmt::format("{},{},{}", t.id, arch_text(space, t.arch), t.failed ? 1 : 0);
+    std::string a = arch_text(space, t.arch);
+    if (a.find_first_of(",\"\n") != std::string::npos) {  // RFC 4180 quoting (JSON architectures)
+      std::string q = "\"";
+      for (char ch : a) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      a = q + "\"";
+    }
+    csv += fmt::format("{},{},{}", t.id, a, t.failed ? 1 : 0);
     for (const auto& m : names) {
       auto it = t.metrics.find(m);
       csv += it == t.metrics.end() ? std::string(",") : fmt::format(",{}", it->second);

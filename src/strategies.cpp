@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <type_traits>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -34,16 +35,17 @@ class Options {
   T get(const std::string& key, T fallback, T lo, T hi) {
     known_.push_back(key);
     if (!j_.contains(key)) return fallback;
-    T v;
-    try {
-      v = j_.at(key).get<T>();
-    } catch (const json::exception&) {
-      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected a number, found {}", strategy_, key, j_.at(key).dump()));
+    const json& raw = j_.at(key);
+    if (!raw.is_number()) {
+      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected a number, found {}", strategy_, key, raw.dump()));
     }
-    if (!(v >= lo && v <= hi)) {
-      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected a value in [{}, {}], found {}", strategy_, key, lo, hi, v));
+    const double d = raw.get<double>();
+    if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) ||
+        (std::is_integral_v<T> && std::floor(d) != d)) {
+      throw InvalidArgument(fmt::format("strategy \"{}\": option \"{}\" expected {} in [{}, {}], found {}", strategy_, key,
+                                        std::is_integral_v<T> ? "an integer" : "a number", lo, hi, raw.dump()));
     }
-    return v;
+    return static_cast<T>(d);
   }
   bool flag(const std::string& key, bool fallback) {
     known_.push_back(key);
@@ -429,8 +431,8 @@ class Linas final : public Strategy {
     std::vector<Architecture> out;
     const auto size = space_.size().value;
     while (out.size() < n) {
-      if (size && seen_.size() >= *size) break;
-      if (seen_.size() < initial_) {  // the initial random sample
+      if (queue_.empty() && size && seen_.size() >= *size) break;  // exhausted, nothing queued
+      if (seen_.size() < initial_ && queue_.empty()) {  // the initial random sample
         out.push_back(fresh_random());
         continue;
       }
@@ -479,8 +481,9 @@ class Linas final : public Strategy {
   // Fits one ridge model per objective (and one for the constraint violation) on everything
   // evaluated, runs a full NSGA-II on the predictions, and queues its best unseen members.
   void round() {
+    const auto space_size = space_.size().value;
     if (evaluated_.empty()) {
-      for (std::size_t k = 0; k < batch_; ++k) queue_.push_back(fresh_random());
+      for (std::size_t k = 0; k < batch_ && !(space_size && seen_.size() >= *space_size); ++k) queue_.push_back(fresh_random());
       return;
     }
     const std::size_t m = evaluated_.front().objectives.size();
@@ -562,7 +565,7 @@ class Linas final : public Strategy {
         for (const auto& model : models) mm.objectives.push_back(model->predict(f));
         scored.push_back(std::move(mm));
       }
-      Nsga2 ranker(space_, {{"population", std::max<std::size_t>(2, std::min(population_, scored.size()))}}, 0);
+      Nsga2 ranker(space_, {{"population", std::max<std::size_t>(2, std::min(std::max(population_, batch_), scored.size()))}}, 0);
       ranker.seed_parents(std::move(scored));
       for (const auto& a : ranker.ranked_parents()) {
         if (queue_.size() >= batch_) break;

@@ -94,6 +94,27 @@ TEST(Gbdt, LearnsANonLinearFunctionDeterministicallyAndRoundTripsThroughJson) {
   EXPECT_THROW(make_predictor("svr"), NotFound);
 }
 
+TEST(Ridge, DualSolutionForMoreFeaturesThanRowsEqualsThePrimal) {
+  Rng rng(5);
+  std::vector<std::vector<float>> x;
+  std::vector<double> y;
+  for (int i = 0; i < 12; ++i) {
+    std::vector<float> r;
+    for (int j = 0; j < 30; ++j) r.push_back(static_cast<float>(rng.uniform01()));
+    y.push_back(r[0] - 2 * r[3] + rng.uniform01());
+    x.push_back(r);
+  }
+  RidgeRegression dual(0.7);
+  dual.fit(x, y);  // p = 30 > n = 12: the n x n system
+  // The same minimiser through the primal path: the data three times over with 3λ (p <= n).
+  std::vector<std::vector<float>> x3;
+  std::vector<double> y3;
+  for (int k = 0; k < 3; ++k) x3.insert(x3.end(), x.begin(), x.end()), y3.insert(y3.end(), y.begin(), y.end());
+  RidgeRegression primal(2.1);
+  primal.fit(x3, y3);  // p = 30 <= n = 36
+  for (const auto& row : x) EXPECT_NEAR(dual.predict(row), primal.predict(row), 1e-6);
+}
+
 TEST(Ridge, JsonRoundTrip) {
   RidgeRegression r(0.5);
   r.fit({{0, 1}, {1, 0}, {1, 1}, {0, 0}}, {1, 2, 3, 0});

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -87,6 +88,37 @@ TEST(Search, RecordsFailuresWritesResultsAndHonoursTheBudget) {
   EXPECT_TRUE(j["front"][0]["metrics"].contains("acc"));
   EXPECT_EQ(j["history"].size(), 100U);
   fs::remove_all(o.out_dir);
+}
+
+TEST(Search, NonFiniteMetricsFailTheTrialNotTheSearch) {
+  class Diverging final : public Evaluator {
+   public:
+    Metrics evaluate(const Architecture& a) const override {
+      double acc = a[0] == 3 ? std::nan("") : static_cast<double>(a[0] + a[1]);
+      return {{"acc", acc}, {"lat", a[2] == 4 ? INFINITY : 1.0 + a[2]}};
+    }
+    std::vector<std::string> metric_names() const override { return {"acc", "lat"}; }
+  } e;
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  for (const char* name : {"random", "rea", "nsga2", "linas"}) {
+    auto o = two_objectives(120);
+    if (std::string(name) == "rea") o.objectives.resize(1);
+    o.checkpoint_every = 20;
+    o.out_dir = fresh(std::string("nan_") + name).string();
+    auto r = run_search(space, *make_strategy(name, space, {}, 1), e, o);
+    ASSERT_EQ(r.history.size(), 120U) << name;
+    std::size_t failed = 0;
+    for (const auto& t : r.history) {
+      failed += t.failed;
+      if (t.failed) {
+        EXPECT_NE(t.error.find("not a finite number"), std::string::npos) << t.error;
+      }
+    }
+    EXPECT_GT(failed, 0U) << name;
+    o.resume = true;  // the checkpoint of such a run reads back
+    EXPECT_EQ(run_search(space, *make_strategy(name, space, {}, 1), e, o).history.size(), 120U);
+    fs::remove_all(o.out_dir);
+  }
 }
 
 TEST(Search, SimulatedTimeBudgetAndEarlyStop) {

@@ -36,11 +36,12 @@ struct Args {
   std::string strategy = "random", strategy_options = "{}";
   std::vector<std::string> evaluators, objectives, constraints;
   long long budget = 100, sleep_ms = 0, checkpoint_every = 50;
+  bool budget_set = false;
   double budget_seconds = 0, budget_simulated = 0;
   std::string cost_metric;
   bool resume = false;
   // predictor fit / predict
-  std::string table, target, arch_column, model = "ridge", model_options = "{}", features = "onehot";
+  std::string table, target, arch_column, model, model_options = "{}", features = "onehot";
   long long train = 100;
   bool log_target = false;
   // supernet / extract
@@ -117,6 +118,7 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.constraints.push_back(value(s));
     } else if (s == "--budget") {
       a.budget = to_number(s, value(s), 1, 1LL << 40);
+      a.budget_set = true;
     } else if (s == "--budget-seconds" || s == "--budget-simulated") {
       std::string v = value(s);
       char* end = nullptr;

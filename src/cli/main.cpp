@@ -285,7 +285,9 @@ int cmd_search(const Args& a) {
   nasforge::SearchOptions o;
   for (const auto& t : a.objectives) o.objectives.push_back(nasforge::parse_objective(t));
   for (const auto& t : a.constraints) o.constraints.push_back(nasforge::parse_constraint(t));
-  o.budget.evaluations = static_cast<std::uint64_t>(a.budget);
+  // --budget-seconds or --budget-simulated alone: no evaluation limit unless --budget is given.
+  const bool other_budget = a.budget_seconds > 0 || a.budget_simulated > 0;
+  o.budget.evaluations = other_budget && !a.budget_set ? 0 : static_cast<std::uint64_t>(a.budget);
   o.budget.wall_seconds = a.budget_seconds;
   o.budget.simulated_seconds = a.budget_simulated;
   o.budget.cost_metric = a.cost_metric;
@@ -303,7 +305,8 @@ int cmd_search(const Args& a) {
   const auto& first = o.objectives[0];
   o.on_progress = [&](const nasforge::SearchProgress& p) {
     std::string best = p.best ? fmt::format("{:.4g}", p.best->metrics.at(first.metric)) : std::string("-");
-    std::string line = fmt::format("{} {}/{}  failed {}  best {} {}  {:.1f} s", a.strategy, p.evaluations, a.budget, p.failed,
+    std::string limit = o.budget.evaluations ? std::to_string(o.budget.evaluations) : std::string("-");
+    std::string line = fmt::format("{} {}/{}  failed {}  best {} {}  {:.1f} s", a.strategy, p.evaluations, limit, p.failed,
                                    first.metric, best, p.wall_seconds);
     if (tty) fmt::print(stderr, "\r{}   ", line);
     return false;
@@ -344,15 +347,17 @@ int cmd_predictor_fit(const Args& a) {
   nasforge::TableEvaluator table(space);
   table.add_csv(a.table, {a.target}, a.arch_column);
   auto rows = table.known();
-  if (static_cast<std::size_t>(a.train) >= rows.size()) {
-    throw UsageError(fmt::format("--train: the table has {} rows; expected fewer training rows, found {}", rows.size(), a.train));
+  if (static_cast<std::size_t>(a.train) + 2 > rows.size()) {
+    throw UsageError(fmt::format("--train: the table has {} rows; expected at most {} training rows (two held out), found {}",
+                                 rows.size(), rows.size() < 2 ? 0 : rows.size() - 2, a.train));
   }
   const auto features = parse_features(a.features);
   json options = json::parse(a.model_options, nullptr, false);
   if (options.is_discarded() || !options.is_object()) {
     throw UsageError(fmt::format("--model-options: expected a JSON object, found \"{}\"", a.model_options));
   }
-  auto model = nasforge::make_predictor(a.model, options);
+  const std::string kind = a.model.empty() ? "ridge" : a.model;
+  auto model = nasforge::make_predictor(kind, options);
   nasforge::Rng rng(a.seed);  // a seeded random training subset, the rest held out
   std::vector<std::size_t> idx(rows.size());
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
@@ -377,7 +382,7 @@ int cmd_predictor_fit(const Args& a) {
     for (auto& p : pred) p = std::exp(p);
   }
   auto q = nasforge::prediction_quality(pred, yv);
-  fmt::print("{} on {} ({} features): trained on {} rows, tested on {} (fit + predict {:.3f} s)\n", a.model, a.target,
+  fmt::print("{} on {} ({} features): trained on {} rows, tested on {} (fit + predict {:.3f} s)\n", kind, a.target,
              xt[0].size(), xt.size(), xv.size(), seconds);
   fmt::print("spearman {:.4f}  kendall {:.4f}  rmse {:.4g}  mape {:.2f}%  within ±10% {:.1f}%\n", q.spearman, q.kendall,
              q.rmse, 100 * q.mape, 100 * q.within_10pct);
@@ -412,7 +417,8 @@ int cmd_predict(const Args& a) {
                                                 space.fingerprint()));
   }
   auto model = nasforge::make_predictor_from_json(saved["predictor"]);
-  nasforge::FeatureOptions f{saved["features"].value("pairwise", false), saved["features"].value("statistics", false)};
+  const json feats = saved.value("features", json::object());
+  nasforge::FeatureOptions f{feats.value("pairwise", false), feats.value("statistics", false)};
   auto arch = space.parse_architecture(a.arch);
   double v = model->predict(nasforge::architecture_features(space, arch, f));
   if (saved.value("log_target", false)) v = std::exp(v);

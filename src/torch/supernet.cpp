@@ -179,20 +179,28 @@ void SupernetImpl::bind_elastic() {
 
 void SupernetImpl::set_architecture(const Architecture& arch) {
   space_.validate(arch);
+  const auto active = space_.active(arch);  // an inactive decision's option does not matter
   for (std::size_t d = 0; d < arch.size(); ++d) {
-    NASFORGE_CHECK(masks_[d][arch[d]], "Supernet::set_architecture: decision \"{}\" option {} is masked out",
+    NASFORGE_CHECK(!active[d] || masks_[d][arch[d]], "Supernet::set_architecture: decision \"{}\" option {} is masked out",
                    space_.decisions()[d].name, arch[d]);
   }
-  arch_ = arch;
-  if (!elastic_) return;
+  if (!elastic_) {
+    arch_ = arch;
+    return;
+  }
+  // Build everything first and commit only on success: a choice the supernet cannot slice
+  // throws here and leaves the previous architecture running.
   ConcreteNetwork concrete = space_.resolve(arch);
-  elastic_source_.assign(concrete.layers.size(), 0);
-  elastic_net_ = Network(std::move(concrete), [&](const ConcreteLayer& l, std::size_t i) {
+  std::vector<std::size_t> source(concrete.layers.size(), 0);
+  Network net(std::move(concrete), [&](const ConcreteLayer& l, std::size_t i) {
     auto it = by_key_.find(key_of(l));
     NASFORGE_CHECK(it != by_key_.end(), "Supernet: layer {} ({}) has no counterpart in the supernet", l.name, l.choice);
-    elastic_source_[i] = it->second;
+    source[i] = it->second;
     return elastic_module(l, it->second);
   });
+  arch_ = arch;
+  elastic_source_ = std::move(source);
+  elastic_net_ = std::move(net);
 }
 
 std::vector<::torch::Tensor> SupernetImpl::arch_parameters() const {
