@@ -1,5 +1,7 @@
 #include "nasforge/torch/latency.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -16,12 +18,28 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct ThreadScope {
+// OpenBLAS (Debian's libopenblas0-pthread, which LibTorch's CPU convolutions and matmuls
+// call) keeps its own thread pool that torch::set_num_threads does not size: at "1 thread"
+// its workers still spin, which showed as 30 s of system time in a 45 s profiling run and
+// made timings erratic. Found at run time, so nothing links against OpenBLAS directly.
+using BlasSetThreads = void (*)(int);
+using BlasGetThreads = int (*)();
+BlasSetThreads blas_set() { return reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
+BlasGetThreads blas_get() { return reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
+
+struct ThreadScope {  // torch's and OpenBLAS's thread counts, restored on exit
   explicit ThreadScope(int n) : old(::torch::get_num_threads()) {
-    if (n > 0) ::torch::set_num_threads(n);
+    if (auto get = blas_get()) old_blas = get();
+    if (n > 0) {
+      ::torch::set_num_threads(n);
+      if (auto set = blas_set()) set(n);
+    }
   }
-  ~ThreadScope() { ::torch::set_num_threads(old); }
-  int old;
+  ~ThreadScope() {
+    ::torch::set_num_threads(old);
+    if (auto set = blas_set(); set && old_blas > 0) set(old_blas);
+  }
+  int old, old_blas = 0;
 };
 
 void sync(const ::torch::Device& d) {
