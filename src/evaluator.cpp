@@ -1,6 +1,7 @@
 #include "nasforge/evaluator.h"
 
 #include <cmath>
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -177,6 +178,45 @@ std::vector<std::pair<Architecture, Metrics>> TableEvaluator::known() const {
 bool TableEvaluator::complete() const {
   auto size = space_.size().value;
   return size && known().size() == *size;
+}
+
+CompositeEvaluator::CompositeEvaluator(std::vector<std::shared_ptr<const Evaluator>> parts) : parts_(std::move(parts)) {
+  NASFORGE_CHECK(!parts_.empty(), "CompositeEvaluator: expected at least one evaluator");
+  for (const auto& p : parts_) {
+    NASFORGE_CHECK(p != nullptr, "CompositeEvaluator: a null evaluator");
+    for (const auto& n : p->metric_names()) {
+      NASFORGE_CHECK(std::find(names_.begin(), names_.end(), n) == names_.end(),
+                     "CompositeEvaluator: metric \"{}\" comes from two evaluators", n);
+      names_.push_back(n);
+    }
+  }
+}
+
+Metrics CompositeEvaluator::evaluate(const Architecture& arch) const {
+  Metrics all;
+  for (const auto& p : parts_) all.merge(p->evaluate(arch));
+  return all;
+}
+
+std::vector<std::pair<Architecture, Metrics>> CompositeEvaluator::known() const {
+  // What every part knows (architectures known to all), merged.
+  std::map<Architecture, Metrics> merged;
+  std::map<Architecture, std::size_t> count;
+  for (const auto& p : parts_) {
+    for (auto& [a, m] : p->known()) {
+      merged[a].merge(m);
+      ++count[a];
+    }
+  }
+  std::vector<std::pair<Architecture, Metrics>> out;
+  for (auto& [a, m] : merged) {
+    if (count[a] == parts_.size()) out.emplace_back(a, std::move(m));
+  }
+  return out;
+}
+
+bool CompositeEvaluator::complete() const {
+  return std::all_of(parts_.begin(), parts_.end(), [](const auto& p) { return p->complete(); });
 }
 
 std::unique_ptr<Evaluator> make_evaluator(const std::string& spec, const SearchSpace& space) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "nasforge/cost_model.h"
 #include "nasforge/error.h"
 #include "testing/spaces.h"
 
@@ -211,6 +212,23 @@ TEST(TableEvaluator, ReadsTheSharedNasBench201Tables) {
   both.add_csv(lat);
   EXPECT_EQ(both.evaluate(space.from_native("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")).size(), 5U + 16U);
   EXPECT_THROW(t.add_csv(lat, {"no_such_device"}), InvalidArgument);
+}
+
+TEST(CompositeEvaluator, MergesTablesAndCostModels) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  auto counting = std::make_shared<CountingEvaluator>();
+  std::shared_ptr<const Evaluator> params = make_analytic_cost_model(space, "params");
+  CompositeEvaluator both({counting, params});
+  EXPECT_EQ(both.metric_names(), (std::vector<std::string>{"acc", "cost", "lat", "params"}));
+  auto arch = space.from_native("|skip_connect~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_1x1~0|nor_conv_1x1~1|none~2|");
+  auto m = both.evaluate(arch);
+  EXPECT_EQ(m.at("params"), 615386.0);
+  EXPECT_EQ(m.count("acc"), 1U);
+  EXPECT_THROW(CompositeEvaluator({counting, counting}), InvalidArgument);  // "acc" twice
+  auto o = two_objectives(30);
+  o.constraints = {parse_constraint("params<=1000000")};
+  auto r = run_search(space, *make_strategy("nsga2", space, {{"population", 10}}, 1), both, o);
+  for (std::size_t i : r.front) EXPECT_LE(r.history[i].metrics.at("params"), 1e6);
 }
 
 TEST(TableEvaluator, ErrorsNameFileAndLine) {

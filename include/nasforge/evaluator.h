@@ -80,6 +80,22 @@ class TableEvaluator final : public Evaluator {
   std::unordered_map<Architecture, std::vector<double>> rows_;  // metric values in names_ order (NaN: absent)
 };
 
+/// Several evaluators as one: their metrics merged (a name given by two is an error at
+/// construction). E.g. accuracy from a table and latency from a cost model (cost_model.h).
+class CompositeEvaluator final : public Evaluator {
+ public:
+  /// Takes shared ownership of `parts` (at least one).
+  explicit CompositeEvaluator(std::vector<std::shared_ptr<const Evaluator>> parts);
+  Metrics evaluate(const Architecture& arch) const override;
+  std::vector<std::string> metric_names() const override { return names_; }
+  std::vector<std::pair<Architecture, Metrics>> known() const override;
+  bool complete() const override;
+
+ private:
+  std::vector<std::shared_ptr<const Evaluator>> parts_;
+  std::vector<std::string> names_;
+};
+
 /// Parses an evaluator description of the CLI: `table:PATH[,PATH...]`.
 std::unique_ptr<Evaluator> make_evaluator(const std::string& spec, const SearchSpace& space);
 

@@ -88,6 +88,41 @@ SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
   return layers_[i].forward(x);
 }
 
+namespace {
+template <typename F>
+void for_each_bn(::torch::nn::Module& root, F&& f) {
+  for (auto& m : root.modules(/*include_self=*/true)) {
+    if (auto* b2 = dynamic_cast<::torch::nn::BatchNorm2dImpl*>(m.get())) f(*b2);
+    else if (auto* b1 = dynamic_cast<::torch::nn::BatchNorm1dImpl*>(m.get())) f(*b1);
+  }
+}
+}  // namespace
+
+std::optional<double> SupernetImpl::set_bn_momentum(std::optional<double> momentum) {
+  // c10::optional is its own type in LibTorch 1.13 (an alias of std::optional in 2.x).
+  bool first = true;
+  std::optional<double> old = 0.1;
+  auto set = [&](auto& bn) {
+    if (first) {
+      const auto m = bn.options.momentum();
+      old = m.has_value() ? std::optional<double>(*m) : std::nullopt;
+      first = false;
+    }
+    if (momentum) bn.options.momentum(*momentum);
+    else bn.options.momentum(c10::nullopt);
+  };
+  for_each_bn(*this, set);
+  for (auto& [key, m] : elastic_cache_) for_each_bn(*m.ptr(), set);
+  return old;
+}
+
+void SupernetImpl::reset_bn_statistics() {
+  ::torch::NoGradGuard no_grad;
+  for_each_bn(*this, [](auto& bn) {
+    if (bn.options.track_running_stats()) bn.reset_running_stats();
+  });
+}
+
 const Shape& SupernetImpl::input_shape() const {
   return elastic_ ? elastic_net_->concrete().input_shape : net_.input_shape;
 }

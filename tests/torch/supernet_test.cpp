@@ -371,3 +371,41 @@ TEST(Supernet, CheckpointResumesTheOptimisersExactly) {
 }
 
 }  // namespace nasforge
+
+#include "nasforge/search.h"
+#include "nasforge/torch/supernet_evaluator.h"
+
+namespace nasforge {
+
+TEST(SupernetEvaluator, ScoresPathsWithRecalibratedStatisticsAndDrivesASearch) {
+  for (const char* name : {"nb201", "mobilenetv3"}) {
+    auto space = std::string(name) == "nb201"
+                     ? SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}})
+                     : SearchSpace::from_file(testing::space_path("mobilenetv3"), {{"resolution", "32"}, {"classes", "10"}});
+    ::torch::manual_seed(0);
+    Supernet super(space);
+    const Shape in = super->input_shape();
+    auto data = synthetic_data(300, in, 10, 1);
+    std::vector<::torch::Tensor> calib{data.images.slice(0, 0, 100), data.images.slice(0, 100, 200)};
+    TensorData valid{data.images.slice(0, 200), data.labels.slice(0, 200)};
+    SupernetEvaluator eval(super, calib, valid, 50);
+    Rng rng(1);
+    auto arch = super->sample(rng);
+    auto m1 = eval.evaluate(arch), m2 = eval.evaluate(arch);
+    EXPECT_EQ(m1, m2) << name;  // recalibration from scratch: the same path scores the same
+    EXPECT_GE(m1.at("supernet_acc"), 0.0);
+    EXPECT_LE(m1.at("supernet_acc"), 100.0);
+    EXPECT_GT(m1.at("supernet_loss"), 0.0);
+    // The momentum is restored afterwards.
+    EXPECT_EQ(super->set_bn_momentum(0.1), std::optional<double>(0.1));
+    SearchOptions o;
+    o.objectives = {parse_objective("supernet_acc:max")};
+    o.budget.evaluations = 6;
+    o.batch = 3;
+    auto r = run_search(space, *make_strategy("random", space, {}, 2), eval, o);
+    EXPECT_EQ(r.history.size(), 6U);
+    for (const auto& t : r.history) EXPECT_FALSE(t.failed) << t.error;
+  }
+}
+
+}  // namespace nasforge

@@ -31,6 +31,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,12 @@ class SupernetImpl : public ::torch::nn::Module {
   /// Runs structure layer `i`'s module alone on `x` (diagnostics and benchmarks: the cost of
   /// one candidate op). Throws InvalidArgument for a structural layer (sum, mixed, ...).
   ::torch::Tensor forward_layer(std::size_t i, const ::torch::Tensor& x);
+  /// Sets the momentum of every batch norm the supernet runs (its own and, in elastic mode, the
+  /// sub-network modules that compute with its slices); std::nullopt = cumulative average,
+  /// for recalibrating statistics per path. Returns the previous momentum (of the first BN).
+  std::optional<double> set_bn_momentum(std::optional<double> momentum);
+  /// Zeroes every batch norm's running statistics (mean 0, variance 1, count 0).
+  void reset_bn_statistics();
   /// True when the space has value decisions, so sub-networks run on sliced weights.
   bool elastic() const noexcept { return elastic_; }
   /// The input shape the current architecture expects ([C, H, W] of its resolution).
