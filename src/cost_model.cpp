@@ -1,6 +1,8 @@
 #include "nasforge/cost_model.h"
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -62,6 +64,46 @@ class PredictorModel final : public CostModel {
   std::shared_ptr<const Predictor> p_;
   FeatureOptions f_;
   bool log_;
+};
+
+class EnergyModel final : public CostModel {
+ public:
+  EnergyModel(SearchSpace space, EnergyConstants c, std::int64_t batch) : space_(std::move(space)), c_(c), batch_(batch) {
+    NASFORGE_CHECK(c_.mac_pj >= 0 && c_.dram_byte_pj >= 0 && c_.sram_byte_pj >= 0 && c_.activation_dram_share >= 0 &&
+                       c_.activation_dram_share <= 1,
+                   "energy model: expected non-negative constants and a DRAM share in [0, 1]");
+    NASFORGE_CHECK(batch_ >= 1, "energy model: expected batch >= 1, found {}", batch_);
+  }
+  std::string kind() const override { return "energy"; }
+  std::string metric() const override { return "energy_mj"; }
+  std::string unit() const override { return "mJ"; }
+  double predict(const Architecture& arch) const override {
+    const ConcreteNetwork net = space_.resolve(arch);
+    const auto costs = analytic_costs(net, CostOptions{batch_, 4});
+    double act_bytes = 0;  // every layer reads its inputs and writes its output
+    auto bytes = [&](const Shape& s) {
+      double n = static_cast<double>(batch_) * 4.0;
+      for (auto d : s) n *= static_cast<double>(d);
+      return n;
+    };
+    for (const auto& l : net.layers) {
+      if (l.op == "zero") continue;
+      for (const auto& in : l.input_shapes) act_bytes += bytes(in);
+      act_bytes += bytes(l.output_shape);
+    }
+    const double pj = static_cast<double>(costs.macs) * c_.mac_pj + static_cast<double>(costs.params) * 4.0 * c_.dram_byte_pj +
+                      act_bytes * (c_.activation_dram_share * c_.dram_byte_pj + (1 - c_.activation_dram_share) * c_.sram_byte_pj);
+    return pj * 1e-9;  // pJ -> mJ
+  }
+  nlohmann::json to_json() const override {
+    return {{"kind", "energy"}, {"batch", batch_}, {"mac_pj", c_.mac_pj}, {"dram_byte_pj", c_.dram_byte_pj},
+            {"sram_byte_pj", c_.sram_byte_pj}, {"activation_dram_share", c_.activation_dram_share}};
+  }
+
+ private:
+  SearchSpace space_;
+  EnergyConstants c_;
+  std::int64_t batch_;
 };
 
 class LutModel final : public CostModel {
@@ -148,6 +190,45 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
   return t;
 }
 
+std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, EnergyConstants constants, std::int64_t batch) {
+  return std::make_unique<EnergyModel>(space, constants, batch);
+}
+
+double measure_cpu_energy_mj(const std::function<void()>& work) {
+  namespace fs = std::filesystem;
+  const fs::path root = "/sys/class/powercap";
+  std::vector<fs::path> domains;  // package domains: intel-rapl:0, intel-rapl:1, ...
+  std::error_code ec;
+  if (fs::exists(root, ec)) {
+    for (const auto& e : fs::directory_iterator(root, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("intel-rapl:", 0) == 0 && n.find(':', 11) == std::string::npos) domains.push_back(e.path());
+    }
+  }
+  if (domains.empty()) {
+    throw NotFound("measured CPU energy is not available here: no RAPL package domain under /sys/class/powercap "
+                   "(a virtual machine, a CPU without RAPL, or powercap not enabled)");
+  }
+  auto read = [&](const fs::path& d, const char* file) {
+    std::ifstream in(d / file);
+    double v = -1;
+    if (!(in >> v)) {
+      throw NotFound(fmt::format("measured CPU energy is not available here: cannot read {} (permission?)",
+                                 (d / file).string()));
+    }
+    return v;
+  };
+  std::vector<double> before, range;
+  for (const auto& d : domains) before.push_back(read(d, "energy_uj")), range.push_back(read(d, "max_energy_range_uj"));
+  work();
+  double uj = 0;
+  for (std::size_t i = 0; i < domains.size(); ++i) {
+    double after = read(domains[i], "energy_uj");
+    uj += after >= before[i] ? after - before[i] : after + range[i] - before[i];  // the counter wraps
+  }
+  return uj * 1e-3;
+}
+
 std::unique_ptr<CostModel> make_lut_cost_model(const SearchSpace& space, LatencyTable table) {
   return std::make_unique<LutModel>(space, std::move(table));
 }
@@ -156,12 +237,17 @@ std::unique_ptr<CostModel> load_cost_model(const SearchSpace& space, const nlohm
   const std::string kind = j.value("kind", "");
   if (kind == "analytic") return make_analytic_cost_model(space, j.at("metric"), j.value("batch", 1));
   if (kind == "lut") return make_lut_cost_model(space, LatencyTable::from_json(j));
+  if (kind == "energy") {
+    EnergyConstants c{j.value("mac_pj", 4.6), j.value("dram_byte_pj", 160.0), j.value("sram_byte_pj", 1.25),
+                      j.value("activation_dram_share", 1.0)};
+    return make_energy_cost_model(space, c, j.value("batch", 1));
+  }
   if (kind == "predictor") {
     FeatureOptions f{j.at("features").value("pairwise", false), j.at("features").value("statistics", false)};
     return make_predictor_cost_model(space, j.at("metric"), make_predictor_from_json(j.at("predictor")), f,
                                      j.value("log_target", false));
   }
-  throw InvalidArgument(fmt::format("cost model: expected \"kind\" analytic, lut or predictor, found \"{}\"", kind));
+  throw InvalidArgument(fmt::format("cost model: expected \"kind\" analytic, energy, lut or predictor, found \"{}\"", kind));
 }
 
 }  // namespace nasforge

@@ -85,4 +85,38 @@ TEST(CostModel, PredictorModelWrapsAFittedPredictor) {
   EXPECT_THROW(load_cost_model(space, {{"kind", "oracle"}}), InvalidArgument);
 }
 
+TEST(CostModel, AnalyticEnergyByHand) {
+  // One 3x3 conv, 1 -> 2 channels on 4x4 (padding 1): 18 weights, 2*16*9 = 288 MACs; input 64
+  // bytes, output 128 bytes; then global pooling (reads 128, writes 8) and a linear 2 -> 1 (2
+  // weights + 1 bias, 2 MACs; reads 8, writes 4).
+  auto space = SearchSpace::from_string(R"({"params": {"input": [1, 4, 4]},
+    "network": [{"type": "conv", "out": 2, "kernel": 3}, {"type": "global_avg_pool"}, {"type": "linear", "out": 1}]})");
+  EnergyConstants c;
+  c.mac_pj = 1;
+  c.dram_byte_pj = 10;
+  c.sram_byte_pj = 0;
+  c.activation_dram_share = 1;
+  auto e = make_energy_cost_model(space, c);
+  const double pj = (288 + 2) * 1.0 + (18 + 3) * 4 * 10.0 + (64 + 128 + 128 + 8 + 8 + 4) * 10.0;
+  EXPECT_NEAR(e->predict(space.at(0)), pj * 1e-9, 1e-15);
+  EXPECT_EQ(e->metric(), "energy_mj");
+  auto back = load_cost_model(space, nlohmann::json::parse(e->to_json().dump()));
+  EXPECT_EQ(back->predict(space.at(0)), e->predict(space.at(0)));
+  // Keeping activations on chip saves energy.
+  c.activation_dram_share = 0;
+  EXPECT_LT(make_energy_cost_model(space, c)->predict(space.at(0)), e->predict(space.at(0)));
+}
+
+TEST(CostModel, MeasuredEnergySaysClearlyWhenItIsNotAvailable) {
+  try {
+    double mj = measure_cpu_energy_mj([] {
+      volatile double x = 0;
+      for (int i = 0; i < 1000000; ++i) x = x + 1e-9 * i;
+    });
+    EXPECT_GE(mj, 0.0);  // a machine with RAPL
+  } catch (const NotFound& e) {
+    EXPECT_NE(std::string(e.what()).find("not available here"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace nasforge

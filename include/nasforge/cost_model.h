@@ -12,6 +12,7 @@
 /// A CostModel is also an Evaluator (its metric under its name), so any of them can be an
 /// objective or a constraint of a search.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,6 +54,32 @@ std::unique_ptr<CostModel> make_analytic_cost_model(const SearchSpace& space, co
 std::unique_ptr<CostModel> make_predictor_cost_model(const SearchSpace& space, std::string metric,
                                                      std::shared_ptr<const Predictor> predictor,
                                                      FeatureOptions features, bool log_target);
+
+/// Constants of the analytic energy model, in picojoules. Defaults: Horowitz, "Computing's
+/// energy problem" (ISSCC 2014), 45 nm: a 32-bit float multiply 3.7 pJ + add 0.9 pJ per MAC;
+/// 32-bit DRAM access 640 pJ (160 pJ per byte); 32-bit read from an 8 KB SRAM 5 pJ (1.25 pJ per
+/// byte).
+struct EnergyConstants {
+  double mac_pj = 4.6;          ///< one multiply-accumulate
+  double dram_byte_pj = 160.0;  ///< one byte to or from DRAM
+  double sram_byte_pj = 1.25;   ///< one byte to or from on-chip SRAM
+  /// Share of activation traffic that reaches DRAM (the rest stays on chip); weights are read
+  /// from DRAM once per inference.
+  double activation_dram_share = 1.0;
+};
+
+/// The analytic energy model (metric `energy_mj`, millijoules per inference at `batch`):
+/// MACs x mac_pj + weight bytes x dram_byte_pj + activation bytes (each layer's inputs read
+/// and output written) x (share x dram + (1 - share) x sram). An estimate of where energy goes
+/// on a 45 nm accelerator, not a measurement; the constants are configurable.
+std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, EnergyConstants constants = {},
+                                                  std::int64_t batch = 1);
+
+/// Measured energy of the CPU package while running `work`, in millijoules, from Linux
+/// powercap / RAPL (`/sys/class/powercap/intel-rapl:*/energy_uj`). Throws NotFound, saying
+/// "not available here" and why, where the platform does not expose it (virtual machines,
+/// non-Intel/AMD CPUs, no read permission).
+double measure_cpu_energy_mj(const std::function<void()>& work);
 
 /// The key of layer `i` of `net` in a latency table: op, attributes and input shapes (names
 /// excluded, so identical layers anywhere share an entry); a `sum` also records how many of
