@@ -8,6 +8,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 #include "nasforge/error.h"
 #include "nasforge/random.h"
 #include "nasforge/torch/network.h"
@@ -98,7 +100,9 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
       if (table.ms.count(key)) continue;
       const auto& l = net.layers[i];
       double ms = 0;
-      if (l.op == "zero") {  // Network materialises zeros of the output shape
+      if (l.op == "mixed" || l.op == "select") {  // supernet bookkeeping, costed by expected_latency_ms
+        ms = 0;
+      } else if (l.op == "zero") {  // Network materialises zeros of the output shape
         auto shape = batched(o.batch, l.output_shape);
         ms = time_median([&] { ::torch::zeros(shape, opts); }, o);
       } else if (l.op == "sum") {
@@ -168,6 +172,46 @@ LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& o, st
     }
   }
   return t;
+}
+
+::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table) {
+  const ConcreteNetwork& s = net.structure();
+  std::vector<char> candidate(s.layers.size(), 0);
+  for (const auto& l : s.layers) {
+    if (l.op != "mixed") continue;
+    for (int in : l.inputs) candidate[static_cast<std::size_t>(in)] = 1;
+  }
+  auto entry = [&](std::size_t i) {
+    if (s.layers[i].op == "mixed" || s.layers[i].op == "select") return 0.0;
+    const std::string key = layer_key(s, i);
+    auto it = table.ms.find(key);
+    if (it == table.ms.end()) {
+      throw NotFound(fmt::format("expected_latency_ms: the table has no entry for supernet layer {} ({}); run "
+                                 "profile_layers(table, {{net.structure()}}) first",
+                                 s.layers[i].name, key));
+    }
+    return it->second;
+  };
+  double fixed = 0;
+  for (std::size_t i = 0; i < s.layers.size(); ++i) {
+    if (!candidate[i]) fixed += entry(i);
+  }
+  ::torch::Tensor total;
+  for (const auto& l : s.layers) {
+    if (l.op != "mixed") continue;
+    const auto d = static_cast<std::size_t>(l.attrs.i("decision"));
+    std::vector<float> lat;
+    for (int in : l.inputs) {
+      const auto c = static_cast<std::size_t>(in);
+      lat.push_back(s.layers[c].op == "zero" ? 0.0F : static_cast<float>(entry(c)));
+    }
+    auto w = net.weights(d);
+    auto term = (w * ::torch::tensor(lat, w.options().requires_grad(false))).sum();
+    total = total.defined() ? total + term : term;
+  }
+  auto base = ::torch::tensor(fixed, ::torch::TensorOptions().dtype(::torch::kFloat));
+  if (total.defined()) base = base.to(total.device()) + total;
+  return base * table.scale + table.fixed_ms;
 }
 
 namespace {

@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
+#include "nasforge/error.h"
 #include "testing/spaces.h"
 
 namespace nasforge {
@@ -28,6 +31,30 @@ TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
   auto measured = make_measured_cost_model(space, o);
   EXPECT_EQ(measured->kind(), "measured");
   EXPECT_GT(measured->predict(arch), 0.0);
+}
+
+TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  Supernet net(space);
+  ProfileOptions o;
+  o.min_reps = 3;
+  o.min_ms = 1;
+  o.warmup = 1;
+  LatencyTable t;
+  EXPECT_THROW(expected_latency_ms(*net, t), NotFound);
+  profile_layers(t, {net->structure()}, o);
+  auto e = expected_latency_ms(*net, t);
+  EXPECT_GT(e.item<double>(), 0.0);
+  e.backward();
+  const auto& a0 = net->alpha(0);
+  ASSERT_TRUE(a0.grad().defined());
+  EXPECT_GT(a0.grad().abs().sum().item<double>(), 0.0);
+  // Favouring `none` (option 0) on every edge lowers the expected latency.
+  {
+    ::torch::NoGradGuard ng;
+    for (auto& a : net->arch_parameters()) a[0].fill_(5.0);
+  }
+  EXPECT_LT(expected_latency_ms(*net, t).item<double>(), e.item<double>());
 }
 
 }  // namespace nasforge

@@ -25,6 +25,7 @@
 
 #include "nasforge/cost_model.h"
 #include "nasforge/search_space.h"
+#include "nasforge/torch/supernet.h"
 
 namespace nasforge {
 
@@ -54,6 +55,13 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
 /// layers) (`fixed_ms` 0: a robust fit on a noisy host).
 LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& options, std::size_t samples,
                            std::size_t calibration, std::uint64_t seed);
+
+/// The expected latency of a mixed-mode supernet (ProxylessNAS, latency-aware DARTS):
+/// sum over its fixed layers of their table entries plus, for every op decision's slot,
+/// sum_o softmax(alpha)_o x latency(candidate o) (`none` and masked candidates count 0), all
+/// scaled by the table's calibration. A scalar tensor differentiable in the architecture
+/// logits. The table must hold the supernet's layers: `profile_layers(table, {net.structure()})`.
+::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table);
 
 /// The `measured` cost model: builds and times each architecture's network (metric
 /// `latency_ms`). Slow by nature; not thread-safe across concurrent calls on one device, so
