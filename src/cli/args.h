@@ -44,6 +44,9 @@ struct Args {
   std::string table, target, arch_column, model, model_options = "{}", features = "onehot";
   long long train = 100;
   bool log_target = false;
+  // profile / measure
+  long long samples = 300, calibration = 20;
+  bool fastest = false;
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -90,6 +93,12 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.threads = to_number(s, value(s), 0, 1024);
     } else if (s == "--subset") {
       a.subset = to_number(s, value(s), 0, 1LL << 40);
+    } else if (s == "--samples") {
+      a.samples = to_number(s, value(s), 1, 1LL << 30);
+    } else if (s == "--calibration") {
+      a.calibration = to_number(s, value(s), 0, 1LL << 20);
+    } else if (s == "--fastest") {
+      a.fastest = true;
     } else if (s == "--table") {
       a.table = value(s);
     } else if (s == "--target") {
@@ -171,6 +180,9 @@ int cmd_train(const Args& a);
 int cmd_supernet_init(const Args& a);
 /// `nasforge extract` (src/cli/train.cpp).
 int cmd_extract(const Args& a);
+/// `nasforge profile` and `nasforge measure` (src/cli/train.cpp).
+int cmd_profile(const Args& a);
+int cmd_measure(const Args& a);
 #endif
 
 }  // namespace nasforge::cli

@@ -20,6 +20,7 @@
 
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
+#include "nasforge/cost_model.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/ops.h"
 #include "nasforge/predictor.h"
@@ -73,7 +74,14 @@ Usage:
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
       Kendall tau, RMSE, MAPE and the share within ±10% on the other rows.
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
-      The fitted predictor's value for an architecture.
+      The value a saved model gives an architecture: a predictor from `predictor fit` or any
+      cost model JSON (a latency table from `profile`, analytic, energy).
+  nasforge profile --space FILE [--set K=V]... [--batch B] [--threads T] [--samples N]
+                   [--calibration N] [--fastest] --out LUT.json
+      Times every distinct layer of N random architectures (all, for a smaller space) on this
+      machine into a latency table, calibrated against N end-to-end measurements.
+  nasforge measure --space FILE --arch ARCH [--set K=V]... [--batch B] [--threads T] [--fastest]
+      Times the architecture's network on this machine (median, or fastest, of the calls).
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -407,8 +415,18 @@ int cmd_predict(const Args& a) {
   std::ifstream in(a.model);
   if (!in) throw nasforge::NotFound(fmt::format("{}: cannot open the model", a.model));
   json saved = json::parse(in, nullptr, false);
+  if (!saved.is_discarded() && saved.contains("kind") && saved.contains("cost_model")) {  // `nasforge profile` output
+    auto model = nasforge::load_cost_model(space, saved["cost_model"]);
+    if (saved.value("fingerprint", std::string()) != space.fingerprint()) {
+      throw nasforge::InvalidArgument(fmt::format("{}: profiled for another space or parameters (fingerprint {}, this "
+                                                  "space {})", a.model, saved.value("fingerprint", std::string("?")),
+                                                  space.fingerprint()));
+    }
+    fmt::print("{} {:.6g}\n", model->metric(), model->predict(space.parse_architecture(a.arch)));
+    return 0;
+  }
   if (saved.is_discarded() || !saved.contains("predictor")) {
-    throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit`", a.model));
+    throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit` or `nasforge profile`", a.model));
   }
   if (saved.value("/space/fingerprint"_json_pointer, std::string()) != space.fingerprint()) {
     throw nasforge::InvalidArgument(fmt::format("{}: fitted on space \"{}\" (fingerprint {}), not on {} ({})", a.model,
@@ -450,9 +468,11 @@ int main(int argc, char** argv) {
       if (argc < 3 || std::string(argv[2]) != "fit") throw UsageError("predictor: expected the subcommand fit");
       return cmd_predictor_fit(parse_args(argc, argv, 3));
     }
-    if (cmd == "train" || cmd == "extract" || cmd == "supernet") {
+    if (cmd == "train" || cmd == "extract" || cmd == "supernet" || cmd == "profile" || cmd == "measure") {
 #ifdef NASFORGE_CLI_HAS_TORCH
       if (cmd == "train") return nasforge::cli::cmd_train(parse_args(argc, argv, 2));
+      if (cmd == "profile") return nasforge::cli::cmd_profile(parse_args(argc, argv, 2));
+      if (cmd == "measure") return nasforge::cli::cmd_measure(parse_args(argc, argv, 2));
       if (cmd == "extract") return nasforge::cli::cmd_extract(parse_args(argc, argv, 2));
       if (argc < 3 || std::string(argv[2]) != "init") throw UsageError("supernet: expected the subcommand init");
       return nasforge::cli::cmd_supernet_init(parse_args(argc, argv, 3));

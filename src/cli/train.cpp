@@ -2,6 +2,7 @@
 // Fashion-MNIST (or the synthetic set) and reports test accuracy; `nasforge supernet init`
 // writes a supernet checkpoint; `nasforge extract` cuts a sub-network out of one.
 #include <filesystem>
+#include <chrono>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 
 #include "cli/args.h"
 #include "nasforge/costs.h"
+#include "nasforge/torch/latency.h"
 #include "nasforge/torch/serialize.h"
 #include "nasforge/torch/supernet.h"
 #include "nasforge/torch/trainer.h"
@@ -139,6 +141,40 @@ int cmd_extract(const Args& a) {
   fmt::print("extracted {} ({} params, {} MACs) from {} into {}\n",
              space.native_format() ? space.to_native(arch) : arch.to_string(), costs.params, costs.macs,
              a.supernet, a.out);
+  return 0;
+}
+
+int cmd_profile(const Args& a) {
+  if (a.space.empty() || a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  ProfileOptions po;
+  po.batch = a.batch;
+  po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
+  po.fastest = a.fastest;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto table = profile_space(space, po, static_cast<std::size_t>(a.samples), static_cast<std::size_t>(a.calibration), a.seed);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json out{{"kind", "lut"}, {"space", space.name()}, {"fingerprint", space.fingerprint()},
+                     {"cost_model", make_lut_cost_model(space, table)->to_json()}};
+  std::ofstream f(a.out);
+  f << out.dump(1) << "\n";
+  if (!f) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
+  fmt::print("profiled {} layer configurations of {} at batch {} on {} thread(s) in {:.1f} s; calibration {:.3f} ms + "
+             "{:.3f} x sum; written to {}\n",
+             table.ms.size(), space.name(), po.batch, po.threads, s, table.fixed_ms, table.scale, a.out);
+  return 0;
+}
+
+int cmd_measure(const Args& a) {
+  if (a.space.empty() || a.arch.empty()) throw UsageError("measure: expected --space FILE --arch ARCH");
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  ProfileOptions po;
+  po.batch = a.batch;
+  po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
+  po.fastest = a.fastest;
+  const double ms = measure_latency_ms(space.resolve(space.parse_architecture(a.arch)), po);
+  fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls)\n", ms, po.batch, po.threads,
+             po.fastest ? "fastest" : "median", po.min_reps);
   return 0;
 }
 
