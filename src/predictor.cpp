@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <mutex>
 
 #include <Eigen/Dense>
@@ -254,7 +255,27 @@ std::unique_ptr<GbdtRegressor> GbdtRegressor::from_json(const nlohmann::json& j)
 
 // ---- registry and quality -------------------------------------------------------------------
 
+namespace {
+std::mutex g_registry_mutex;
+std::map<std::string, std::pair<PredictorFactory, PredictorFactory>>& registry() {
+  static std::map<std::string, std::pair<PredictorFactory, PredictorFactory>> r;
+  return r;
+}
+}  // namespace
+
+void register_predictor(const std::string& name, PredictorFactory make, PredictorFactory load) {
+  NASFORGE_CHECK(make && load, "register_predictor({}): expected a factory and a loader", name);
+  NASFORGE_CHECK(name != "ridge" && name != "gbdt", "register_predictor: \"{}\" is built in", name);
+  std::lock_guard lock(g_registry_mutex);
+  registry()[name] = {std::move(make), std::move(load)};  // registering again replaces: idempotent setup calls
+}
+
 std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohmann::json& options) try {
+  {
+    std::lock_guard lock(g_registry_mutex);
+    auto it = registry().find(name);
+    if (it != registry().end()) return it->second.first(options);
+  }
   const nlohmann::json o = options.is_null() ? nlohmann::json::object() : options;
   auto check_keys = [&](std::initializer_list<const char*> known) {
     for (const auto& [k, v] : o.items()) {
@@ -278,7 +299,12 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohman
     g.seed = o.value("seed", g.seed);
     return std::make_unique<GbdtRegressor>(g);
   }
-  throw NotFound(fmt::format("predictor \"{}\": no such model (known: gbdt, ridge)", name));
+  std::string known = "gbdt, ridge";
+  {
+    std::lock_guard lock(g_registry_mutex);
+    for (const auto& [k, v] : registry()) known += ", " + k;
+  }
+  throw NotFound(fmt::format("predictor \"{}\": no such model (known: {})", name, known));
 } catch (const nlohmann::json::exception& e) {
   throw InvalidArgument(fmt::format("predictor \"{}\": an option has the wrong type ({})", name, e.what()));
 }
@@ -287,6 +313,11 @@ std::unique_ptr<Predictor> make_predictor_from_json(const nlohmann::json& saved)
   const std::string m = saved.value("model", "");
   if (m == "ridge") return std::make_unique<RidgeRegression>(RidgeRegression::from_json(saved));
   if (m == "gbdt") return GbdtRegressor::from_json(saved);
+  {
+    std::lock_guard lock(g_registry_mutex);
+    auto it = registry().find(m);
+    if (it != registry().end()) return it->second.second(saved);
+  }
   throw InvalidArgument(fmt::format("expected a saved predictor with \"model\": \"ridge\" or \"gbdt\", found \"{}\"", m));
 }
 

@@ -24,6 +24,7 @@
 /// ```
 /// The predictor-guided search (`linas`, strategy.h) fits one per objective.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,12 @@ class Predictor {
   /// The model, with `{"model": name()}`; make_predictor_from_json restores it.
   virtual nlohmann::json to_json() const = 0;
 };
+
+/// Registers a predictor implemented elsewhere (the LibTorch MLP ensemble registers itself as
+/// `mlp` through `nasforge::register_torch_predictors()`, torch/mlp_predictor.h): a factory
+/// from options and a loader from saved JSON.
+using PredictorFactory = std::function<std::unique_ptr<Predictor>(const nlohmann::json& options)>;
+void register_predictor(const std::string& name, PredictorFactory make, PredictorFactory load);
 
 /// Builds predictor `name` with `options` (see above; unknown keys are an error). Throws
 /// NotFound for an unknown name.

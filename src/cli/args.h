@@ -180,6 +180,8 @@ int cmd_train(const Args& a);
 int cmd_supernet_init(const Args& a);
 /// `nasforge extract` (src/cli/train.cpp).
 int cmd_extract(const Args& a);
+/// Makes the LibTorch predictors (`mlp`) available to the CLI (src/cli/train.cpp).
+void register_torch_extensions();
 /// `nasforge profile` and `nasforge measure` (src/cli/train.cpp).
 int cmd_profile(const Args& a);
 int cmd_measure(const Args& a);

@@ -69,7 +69,7 @@ Usage:
       trials (default 50) and --resume continues it exactly. DIR gets result.json (best,
       front, history), history.csv and, for two objectives, front.svg.
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
-                  [--model ridge|gbdt] [--model-options JSON] [--features onehot[,pairwise][,stats]]
+                  [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
       Kendall tau, RMSE, MAPE and the share within ±10% on the other rows.
@@ -448,6 +448,9 @@ int cmd_predict(const Args& a) {
 
 int main(int argc, char** argv) {
   try {
+#ifdef NASFORGE_CLI_HAS_TORCH
+    nasforge::cli::register_torch_extensions();  // `--model mlp`
+#endif
     if (argc < 2) {
       std::fputs(kUsage, stderr);
       return 2;

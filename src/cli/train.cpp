@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "nasforge/costs.h"
 #include "nasforge/torch/latency.h"
+#include "nasforge/torch/mlp_predictor.h"
 #include "nasforge/torch/serialize.h"
 #include "nasforge/torch/supernet.h"
 #include "nasforge/torch/trainer.h"
@@ -143,6 +144,8 @@ int cmd_extract(const Args& a) {
              a.supernet, a.out);
   return 0;
 }
+
+void register_torch_extensions() { register_torch_predictors(); }
 
 int cmd_profile(const Args& a) {
   if (a.space.empty() || a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
