@@ -1,7 +1,11 @@
 // Learned latency predictors on the measured tables of ../shared/data: for every device
 // column, train on N random architectures and test on all the others (Spearman, Kendall tau,
 // ±10% share, MAPE), for ridge and gradient-boosted trees, medians over seeds.
-//   nasforge_predictor_figures [SHARED_DATA_DIR] [TRAIN] [SEEDS] [nb201|fbnet]
+//   nasforge_predictor_figures [SHARED_DATA_DIR] [TRAIN] [SEEDS] [nb201|fbnet] [transfer]
+// With `transfer`: for each device, only TRAIN (10-20) measured samples of it plus the
+// complete tables of the other devices: a ridge model on log MACs and the other devices' log
+// latencies (the architecture's "hardware embedding" on reference devices, as HELP uses)
+// against the FLOPs-only baseline (ranking by analytic FLOPs).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -48,6 +52,44 @@ int main(int argc, char** argv) {
       rich.push_back(architecture_features(space, a, FeatureOptions{false, true}));
     }
     double feat_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (argc > 5 && std::string(argv[5]) == "transfer") {
+      std::vector<double> flops;
+      for (const auto& [a, m] : rows) flops.push_back(static_cast<double>(architecture_features(space, a, FeatureOptions{false, true}).back()));
+      fmt::print("{}: transfer with {} samples of the target device, {} seeds (medians)\n\n", which, train, seeds);
+      fmt::print("| device | FLOPs-only Spearman | transfer Spearman | transfer ±10% | beats FLOPs |\n|---|---|---|---|---|\n");
+      for (const auto& dev : devices) {
+        std::vector<double> ts, tw, fs;
+        for (int s = 0; s < seeds; ++s) {
+          Rng rng(static_cast<std::uint64_t>(s) + 100);
+          std::vector<std::size_t> idx(rows.size());
+          for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+          for (std::size_t i = 0; i < train; ++i) std::swap(idx[i], idx[i + rng.uniform(idx.size() - i)]);
+          auto embed = [&](std::size_t r) {
+            std::vector<float> f{static_cast<float>(flops[r])};  // log MACs: the FLOPs baseline's signal, kept
+            for (const auto& other : devices) {
+              if (other != dev) f.push_back(static_cast<float>(std::log(std::max(1e-6, rows[r].second.at(other)))));
+            }
+            return f;
+          };
+          std::vector<std::vector<float>> xt, xv;
+          std::vector<double> yt, yv, fv;
+          for (std::size_t i = 0; i < idx.size(); ++i) {
+            const double y = rows[idx[i]].second.at(dev);
+            if (i < train) xt.push_back(embed(idx[i])), yt.push_back(std::log(std::max(1e-6, y)));
+            else xv.push_back(embed(idx[i])), yv.push_back(y), fv.push_back(flops[idx[i]]);
+          }
+          RidgeRegression ridge(1.0);
+          ridge.fit(xt, yt);
+          auto pred = ridge.predict_batch(xv);
+          for (auto& v : pred) v = std::exp(v);
+          auto q = prediction_quality(pred, yv);
+          ts.push_back(q.spearman), tw.push_back(q.within_10pct), fs.push_back(prediction_quality(fv, yv).spearman);
+        }
+        fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% | {} |\n", dev, median(fs), median(ts), 100 * median(tw),
+                   median(ts) > median(fs) ? "yes" : "NO");
+      }
+      return 0;
+    }
     fmt::print("{}: {} architectures, {} devices; features in {:.2f} s; train {} / test {}, {} seeds (medians)\n\n",
                which, rows.size(), devices.size(), feat_s, train, rows.size() - train, seeds);
     fmt::print("| device | ridge Spearman | ridge ±10% | GBDT Spearman | GBDT Kendall | GBDT ±10% | GBDT MAPE |\n");
