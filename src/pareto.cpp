@@ -91,6 +91,23 @@ SortedUnique sort_unique(const std::vector<ObjectivePoint>& points, std::size_t 
   return s;
 }
 
+// The first front (of `count`; only front 0 is searched when `first_only`) that does not
+// dominate the point, by binary search: fronts are ordered, so if front k dominates the point
+// so does every earlier one (ENS-BS).
+template <typename Dominates>
+std::size_t first_undominating_front(std::size_t count, bool first_only, Dominates dominates) {
+  std::size_t lo = 0, hi = first_only ? std::min<std::size_t>(count, 1) : count;
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (dominates(mid)) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 // True when a member of `front` (objectives 1..m-1 of each member, `d` values per member)
 // dominates `p` (its objectives 1..m-1). Every member precedes p lexicographically and differs
 // from it, so "no worse in objectives 1..m-1" is enough. Newest members first: they are the
@@ -125,16 +142,8 @@ std::vector<std::size_t> ranks_ens(const SortedUnique& s, std::size_t m, bool fi
   std::vector<std::size_t> rank(s.count());
   for (std::size_t r = 0; r < s.count(); ++r) {
     const double* p = &s.rows[r * m + 1];
-    std::size_t lo = 0;
-    std::size_t hi = first_only ? std::min<std::size_t>(fronts.size(), 1) : fronts.size();
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      if (front_dominates<kDims>(fronts[mid], p, d)) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    const std::size_t lo = first_undominating_front(fronts.size(), first_only,
+                                                    [&](std::size_t f) { return front_dominates<kDims>(fronts[f], p, d); });
     if (first_only && lo > 0) {
       rank[r] = kNotFirst;
       continue;
@@ -208,16 +217,8 @@ std::vector<std::size_t> ranks_3d(const SortedUnique& s, bool first_only) {
   for (std::size_t r = 0; r < s.count(); ++r) {
     const double y = s.rows[r * 3 + 1];
     const double z = s.rows[r * 3 + 2];
-    std::size_t lo = 0;
-    std::size_t hi = first_only ? std::min<std::size_t>(fronts.size(), 1) : fronts.size();
-    while (lo < hi) {
-      const std::size_t mid = lo + (hi - lo) / 2;
-      if (staircase_dominates(fronts[mid], y, z)) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
+    const std::size_t lo = first_undominating_front(fronts.size(), first_only,
+                                                    [&](std::size_t f) { return staircase_dominates(fronts[f], y, z); });
     if (first_only && lo > 0) {
       rank[r] = kNotFirst;
       continue;

@@ -28,20 +28,6 @@ void xgb(int rc, const char* what) {
   if (rc != 0) throw InvalidArgument(fmt::format("XGBoost {}: {}", what, XGBGetLastError()));
 }
 
-std::vector<double> ranks(const std::vector<double>& v) {  // average ranks of ties
-  std::vector<std::size_t> o(v.size());
-  for (std::size_t i = 0; i < o.size(); ++i) o[i] = i;
-  std::stable_sort(o.begin(), o.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (std::size_t i = 0; i < o.size();) {
-    std::size_t j = i;
-    while (j + 1 < o.size() && v[o[j + 1]] == v[o[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) r[o[k]] = 0.5 * static_cast<double>(i + j);
-    i = j + 1;
-  }
-  return r;
-}
-
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
   double ma = 0, mb = 0;
   for (std::size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
@@ -321,11 +307,26 @@ std::unique_ptr<Predictor> make_predictor_from_json(const nlohmann::json& saved)
   throw InvalidArgument(fmt::format("expected a saved predictor with \"model\": \"ridge\" or \"gbdt\", found \"{}\"", m));
 }
 
+std::vector<double> fractional_ranks(const std::vector<double>& y) {
+  std::vector<std::size_t> order(y.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return y[a] < y[b]; });
+  std::vector<double> r(y.size());
+  const double scale = y.size() > 1 ? 1.0 / static_cast<double>(y.size() - 1) : 1.0;
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && y[order[j + 1]] == y[order[i]]) ++j;
+    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * static_cast<double>(i + j) * scale;
+    i = j + 1;
+  }
+  return r;
+}
+
 PredictionQuality prediction_quality(const std::vector<double>& p, const std::vector<double>& y) {
   NASFORGE_CHECK(p.size() == y.size() && p.size() >= 2, "prediction_quality: expected equal sizes >= 2, got {} and {}",
                  p.size(), y.size());
   PredictionQuality q;
-  q.spearman = pearson(ranks(p), ranks(y));
+  q.spearman = pearson(fractional_ranks(p), fractional_ranks(y));  // scaling ranks leaves Pearson as is
   double concordant = 0, discordant = 0, tp = 0, ty = 0;
   for (std::size_t i = 0; i < p.size(); ++i) {
     for (std::size_t j = i + 1; j < p.size(); ++j) {

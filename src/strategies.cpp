@@ -108,6 +108,17 @@ void from_json(const json& j, Member& m) {
 }
 Member member_of(const Trial& t) { return {t.id, t.arch, t.objectives, t.violation}; }
 
+// A seen-set as a sorted JSON array (hash order is no part of a checkpoint), and back.
+json seen_json(const std::unordered_set<Architecture>& seen) {
+  std::vector<Architecture> v(seen.begin(), seen.end());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+void seen_from(std::unordered_set<Architecture>& seen, const json& j) {
+  seen.clear();
+  for (const auto& a : j) seen.insert(a.get<Architecture>());
+}
+
 // ---- random ---------------------------------------------------------------------------------
 
 class RandomSearch final : public Strategy {
@@ -132,15 +143,10 @@ class RandomSearch final : public Strategy {
     return out;
   }
   void tell(const std::vector<Trial>&) override {}
-  json state() const override {
-    std::vector<Architecture> seen(seen_.begin(), seen_.end());
-    std::sort(seen.begin(), seen.end());
-    return {{"rng", rng_json(rng_)}, {"seen", seen}};
-  }
+  json state() const override { return {{"rng", rng_json(rng_)}, {"seen", seen_json(seen_)}}; }
   void restore(const json& s) override {
     rng_from(rng_, s.at("rng"));
-    seen_.clear();
-    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+    seen_from(seen_, s.at("seen"));
   }
 
  private:
@@ -277,11 +283,9 @@ class Nsga2 final : public Strategy {
   }
 
   json state() const override {
-    std::vector<Architecture> seen(seen_.begin(), seen_.end());
-    std::sort(seen.begin(), seen.end());
     return {{"rng", rng_json(rng_)}, {"generation", gen_}, {"parents", parents_}, {"rank", rank_}, {"crowding", crowd_json()},
             {"current", generation_}, {"asked_in_generation", asked_in_gen_}, {"told_in_generation", told_in_gen_},
-            {"seen", seen}};
+            {"seen", seen_json(seen_)}};
   }
   void restore(const json& s) override {
     rng_from(rng_, s.at("rng"));
@@ -293,8 +297,7 @@ class Nsga2 final : public Strategy {
     generation_ = s.at("current").get<std::vector<Member>>();
     asked_in_gen_ = s.at("asked_in_generation");
     told_in_gen_ = s.at("told_in_generation");
-    seen_.clear();
-    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+    seen_from(seen_, s.at("seen"));
   }
 
  private:
@@ -391,23 +394,6 @@ class Nsga2 final : public Strategy {
 
 // ---- LINAS: predictor-guided NSGA-II -------------------------------------------------------
 
-// Ranks scaled to [0, 1] (ties share their mean rank): what NSGA-II needs of an objective is
-// its order, and ranks keep a few collapsed networks (10% accuracy) from dominating a fit.
-std::vector<double> fractional_ranks(const std::vector<double>& y) {
-  std::vector<std::size_t> order(y.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return y[a] < y[b]; });
-  std::vector<double> r(y.size());
-  const double scale = y.size() > 1 ? 1.0 / static_cast<double>(y.size() - 1) : 1.0;
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && y[order[j + 1]] == y[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) r[order[k]] = 0.5 * static_cast<double>(i + j) * scale;
-    i = j + 1;
-  }
-  return r;
-}
-
 class Linas final : public Strategy {
  public:
   Linas(SearchSpace space, const json& options, std::uint64_t seed) : space_(std::move(space)), rng_(seed) {
@@ -457,15 +443,12 @@ class Linas final : public Strategy {
   }
 
   json state() const override {
-    std::vector<Architecture> seen(seen_.begin(), seen_.end());
-    std::sort(seen.begin(), seen.end());
-    return {{"rng", rng_json(rng_)}, {"evaluated", evaluated_}, {"seen", seen}, {"pending", pending_}, {"queue", queue_}};
+    return {{"rng", rng_json(rng_)}, {"evaluated", evaluated_}, {"seen", seen_json(seen_)}, {"pending", pending_}, {"queue", queue_}};
   }
   void restore(const json& s) override {
     rng_from(rng_, s.at("rng"));
     evaluated_ = s.at("evaluated").get<std::vector<Member>>();
-    seen_.clear();
-    for (const auto& a : s.at("seen")) seen_.insert(a.get<Architecture>());
+    seen_from(seen_, s.at("seen"));
     pending_ = s.at("pending");
     queue_ = s.at("queue").get<std::vector<Architecture>>();
   }
@@ -507,36 +490,36 @@ class Linas final : public Strategy {
       for (const auto& e : evaluated_) y.push_back(e.violation), constrained |= e.violation > 0;
       if (constrained) violation->fit(x, y);
     }
+    // An architecture scored by the models: predicted objectives and violation.
+    auto predict = [&](std::uint64_t pid, const Architecture& a) {
+      const auto f = architecture_features(space_, a, pairwise_);
+      Member scored{pid, a, {}, constrained ? std::max(0.0, violation->predict(f)) : 0.0};
+      for (const auto& model : models) scored.objectives.push_back(model->predict(f));
+      return scored;
+    };
+    // The best of `ranked` not evaluated yet, up to a batch.
+    auto enqueue = [&](const std::vector<Architecture>& ranked) {
+      for (const auto& a : ranked) {
+        if (queue_.size() >= batch_) break;
+        if (seen_.insert(a).second) queue_.push_back(a);
+      }
+    };
     Nsga2 inner(space_, {{"population", population_}}, rng_());
     std::uint64_t id = 0;
     if (warm_start_) {  // start the inner search from what was evaluated, scored like the rest
       std::vector<Member> start;
-      for (const auto& e : evaluated_) {
-        auto f = architecture_features(space_, e.arch, pairwise_);
-        Member scored{id++, e.arch, {}, constrained ? std::max(0.0, violation->predict(f)) : 0.0};
-        for (const auto& model : models) scored.objectives.push_back(model->predict(f));
-        start.push_back(std::move(scored));
-      }
+      for (const auto& e : evaluated_) start.push_back(predict(id++, e.arch));
       inner.seed_parents(std::move(start));
     }
     for (std::size_t g = 0; g < generations_; ++g) {
       auto archs = inner.ask(population_);
       if (archs.empty()) break;
-      std::vector<Trial> predicted(archs.size());
-      for (std::size_t i = 0; i < archs.size(); ++i) {
-        auto f = architecture_features(space_, archs[i], pairwise_);
-        predicted[i].id = id++;
-        predicted[i].arch = archs[i];
-        for (const auto& model : models) predicted[i].objectives.push_back(model->predict(f));
-        predicted[i].violation = constrained ? std::max(0.0, violation->predict(f)) : 0.0;
-      }
+      std::vector<Trial> predicted;
+      for (const auto& a : archs) predicted.push_back(predict(id++, a).as_trial());
       inner.tell(predicted);
     }
     if (!neighbourhood_) {
-      for (const auto& a : inner.ranked_parents()) {
-        if (queue_.size() >= batch_) break;
-        if (seen_.insert(a).second) queue_.push_back(a);
-      }
+      enqueue(inner.ranked_parents());
     } else {
       // The candidate pool: the inner search's parents plus every unseen neighbour (one
       // decision changed) of the real front; ranked by predicted fronts and crowding.
@@ -559,21 +542,12 @@ class Linas final : public Strategy {
         }
       }
       std::vector<Member> scored;
-      for (std::size_t i = 0; i < pool.size(); ++i) {
-        auto f = architecture_features(space_, pool[i], pairwise_);
-        Member mm{i, pool[i], {}, constrained ? std::max(0.0, violation->predict(f)) : 0.0};
-        for (const auto& model : models) mm.objectives.push_back(model->predict(f));
-        scored.push_back(std::move(mm));
-      }
+      for (std::size_t i = 0; i < pool.size(); ++i) scored.push_back(predict(i, pool[i]));
       Nsga2 ranker(space_, {{"population", std::max<std::size_t>(2, std::min(std::max(population_, batch_), scored.size()))}}, 0);
       ranker.seed_parents(std::move(scored));
-      for (const auto& a : ranker.ranked_parents()) {
-        if (queue_.size() >= batch_) break;
-        if (seen_.insert(a).second) queue_.push_back(a);
-      }
+      enqueue(ranker.ranked_parents());
     }
-    const auto size = space_.size().value;
-    while (queue_.size() < batch_ && !(size && seen_.size() >= *size)) queue_.push_back(fresh_random());
+    while (queue_.size() < batch_ && !(space_size && seen_.size() >= *space_size)) queue_.push_back(fresh_random());
   }
 
   SearchSpace space_;

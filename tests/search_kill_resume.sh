@@ -7,17 +7,7 @@ exe=$1 src=$2 work=$3
 rm -rf "$work"
 mkdir -p "$work"
 # A complete table of the NAS-Bench-201 space with made-up but deterministic metrics.
-python3 - "$work/table.csv" <<'PY'
-import itertools, sys
-ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
-with open(sys.argv[1], "w") as f:
-    f.write("arch_str,acc,lat\n")
-    for i, c in enumerate(itertools.product(range(5), repeat=6)):
-        s = "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*(ops[k] for k in c))
-        acc = sum((k in (2, 3)) * (j + 1) for j, k in enumerate(c)) + (i * 7919 % 1000) / 1000.0
-        lat = 1 + sum(k * (6 - j) for j, k in enumerate(c)) + (i * 104729 % 100) / 100.0
-        f.write(f"{s},{acc},{lat}\n")
-PY
+python3 "$src/tests/data/make_nb201_table.py" "$work/table.csv" search
 args=(search --space "$src/search_spaces/nb201.json" --strategy nsga2 --strategy-options '{"population": 20}'
       --evaluator "table:$work/table.csv" --objective acc:max --objective lat:min --constraint "lat<=60"
       --budget 200 --checkpoint-every 20 --seed 3 --threads 2)

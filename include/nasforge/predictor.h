@@ -130,6 +130,10 @@ class GbdtRegressor final : public Predictor {
   std::size_t features_ = 0;
 };
 
+/// Ranks scaled to [0, 1] (ties share their mean rank): the rank transform of Spearman's
+/// correlation, and LINAS's targets (NSGA-II needs an objective's order only).
+std::vector<double> fractional_ranks(const std::vector<double>& values);
+
 /// Rank correlation and error statistics of predictions against measurements.
 struct PredictionQuality {
   double spearman = 0, kendall = 0, rmse = 0, mape = 0;

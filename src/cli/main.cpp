@@ -279,14 +279,14 @@ int cmd_search(const Args& a) {
   if (a.out.empty()) throw UsageError("search: expected --out DIR");
   if (!a.positional.empty()) throw UsageError(fmt::format("search: unexpected argument \"{}\"", a.positional[0]));
   auto space = SearchSpace::from_file(a.space, a.overrides);
-  std::unique_ptr<nasforge::TableEvaluator> table;
+  // Every --evaluator table:... joins one table evaluator.
+  std::string tables;
   for (const auto& spec : a.evaluators) {
     if (spec.rfind("table:", 0) != 0) throw UsageError(fmt::format("--evaluator: expected table:CSV[,CSV...], found \"{}\"", spec));
-    if (!table) table = std::make_unique<nasforge::TableEvaluator>(space);
-    std::stringstream paths(spec.substr(6));
-    std::string p;
-    while (std::getline(paths, p, ',')) table->add_csv(p);
+    if (!tables.empty()) tables.push_back(',');
+    tables.append(spec, 6, std::string::npos);
   }
+  auto table = nasforge::make_evaluator("table:" + tables, space);
   SlowEvaluator slow(*table, a.sleep_ms);
   const nasforge::Evaluator& evaluator = a.sleep_ms > 0 ? static_cast<const nasforge::Evaluator&>(slow) : *table;
 

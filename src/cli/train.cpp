@@ -147,13 +147,20 @@ int cmd_extract(const Args& a) {
 
 void register_torch_extensions() { register_torch_predictors(); }
 
-int cmd_profile(const Args& a) {
-  if (a.space.empty() || a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
-  auto space = SearchSpace::from_file(a.space, a.overrides);
+namespace {
+ProfileOptions profile_options(const Args& a) {  // --batch, --threads (default 1), --fastest
   ProfileOptions po;
   po.batch = a.batch;
   po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
   po.fastest = a.fastest;
+  return po;
+}
+}  // namespace
+
+int cmd_profile(const Args& a) {
+  if (a.space.empty() || a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  const ProfileOptions po = profile_options(a);
   const auto t0 = std::chrono::steady_clock::now();
   auto table = profile_space(space, po, static_cast<std::size_t>(a.samples), static_cast<std::size_t>(a.calibration), a.seed);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -171,10 +178,7 @@ int cmd_profile(const Args& a) {
 int cmd_measure(const Args& a) {
   if (a.space.empty() || a.arch.empty()) throw UsageError("measure: expected --space FILE --arch ARCH");
   auto space = SearchSpace::from_file(a.space, a.overrides);
-  ProfileOptions po;
-  po.batch = a.batch;
-  po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
-  po.fastest = a.fastest;
+  const ProfileOptions po = profile_options(a);
   const double ms = measure_latency_ms(space.resolve(space.parse_architecture(a.arch)), po);
   fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls)\n", ms, po.batch, po.threads,
              po.fastest ? "fastest" : "median", po.min_reps);

@@ -1,7 +1,5 @@
 #include "nasforge/torch/latency.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <chrono>
 #include <mutex>
@@ -14,35 +12,12 @@
 #include "nasforge/random.h"
 #include "nasforge/torch/network.h"
 #include "torch/layer_modules.h"
+#include "torch/thread_scope.h"
 
 namespace nasforge {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// OpenBLAS (Debian's libopenblas0-pthread, which LibTorch's CPU convolutions and matmuls
-// call) keeps its own thread pool that torch::set_num_threads does not size: at "1 thread"
-// its workers still spin, which showed as 30 s of system time in a 45 s profiling run and
-// made timings erratic. Found at run time, so nothing links against OpenBLAS directly.
-using BlasSetThreads = void (*)(int);
-using BlasGetThreads = int (*)();
-BlasSetThreads blas_set() { return reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); }
-BlasGetThreads blas_get() { return reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads")); }
-
-struct ThreadScope {  // torch's and OpenBLAS's thread counts, restored on exit
-  explicit ThreadScope(int n) : old(::torch::get_num_threads()) {
-    if (auto get = blas_get()) old_blas = get();
-    if (n > 0) {
-      ::torch::set_num_threads(n);
-      if (auto set = blas_set()) set(n);
-    }
-  }
-  ~ThreadScope() {
-    ::torch::set_num_threads(old);
-    if (auto set = blas_set(); set && old_blas > 0) set(old_blas);
-  }
-  int old, old_blas = 0;
-};
 
 void sync(const ::torch::Device& d) {
   if (d.is_cuda()) ::torch::cuda::synchronize();
@@ -78,7 +53,7 @@ std::vector<std::int64_t> batched(std::int64_t b, const Shape& s) {
 }  // namespace
 
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
-  ThreadScope threads(o.threads);
+  detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
   Network module(net);
   module->to(o.device);
@@ -88,7 +63,7 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
 }
 
 void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
-  ThreadScope threads(o.threads);
+  detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
   table.batch = o.batch;
   table.threads = o.threads;

@@ -6,6 +6,7 @@
 
 #include "nasforge/error.h"
 #include "nasforge/random.h"
+#include "torch/thread_scope.h"
 
 namespace nasforge {
 
@@ -29,11 +30,6 @@ namespace {
   return m;
 }
 
-struct OneThread {  // deterministic fits
-  OneThread() : old(::torch::get_num_threads()) { ::torch::set_num_threads(1); }
-  ~OneThread() { ::torch::set_num_threads(old); }
-  int old;
-};
 }  // namespace
 
 MlpEnsemble::MlpEnsemble(Options o) : o_(o) {
@@ -48,7 +44,7 @@ bool MlpEnsemble::fitted() const { return s_ != nullptr; }
 void MlpEnsemble::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
   NASFORGE_CHECK(!x.empty() && x.size() == y.size(), "MlpEnsemble::fit: expected as many rows as targets (>= 1), got {} and {}",
                  x.size(), y.size());
-  OneThread one;
+  detail::ThreadScope one(1);  // deterministic
   auto s = std::make_unique<State>();
   s->features = x[0].size();
   const auto n = static_cast<std::int64_t>(x.size()), p = static_cast<std::int64_t>(s->features);
@@ -91,7 +87,7 @@ void MlpEnsemble::fit(const std::vector<std::vector<float>>& x, const std::vecto
 std::pair<std::vector<double>, std::vector<double>> MlpEnsemble::predict_with_uncertainty(
     const std::vector<std::vector<float>>& x) const {
   NASFORGE_CHECK(s_, "MlpEnsemble::predict: call fit first");
-  OneThread one;
+  detail::ThreadScope one(1);  // deterministic
   ::torch::NoGradGuard ng;
   const auto n = static_cast<std::int64_t>(x.size()), p = static_cast<std::int64_t>(s_->features);
   std::vector<float> flat;

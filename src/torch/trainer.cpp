@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "nasforge/error.h"
+#include "torch/thread_scope.h"
 #include "nasforge/random.h"
 
 namespace nasforge {
@@ -41,14 +42,6 @@ std::string eta_text(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, static_cast<int>(s / 60 % 60), static_cast<int>(s % 60));
 }
 
-struct ThreadScope {  // restores torch's intra-op thread count
-  explicit ThreadScope(int n) : old(::torch::get_num_threads()) {
-    if (n > 0) ::torch::set_num_threads(n);
-  }
-  ~ThreadScope() { ::torch::set_num_threads(old); }
-  int old;
-};
-
 }  // namespace
 
 double evaluate_accuracy(Network& net, const TensorData& data, std::int64_t batch) {
@@ -72,7 +65,7 @@ std::vector<EpochStats> train(Network& net, const TensorData& train_data, const 
   NASFORGE_CHECK(o.lr > 0 && o.lr_min >= 0 && o.lr_min <= o.lr, "train: expected 0 <= lr_min <= lr, lr > 0, got {} and {}", o.lr_min, o.lr);
   NASFORGE_CHECK(o.momentum >= 0 && o.momentum < 1, "train: expected momentum in [0, 1), got {}", o.momentum);
   NASFORGE_CHECK(o.pad_crop >= 0 && o.pad_crop <= 64, "train: expected pad_crop in [0, 64], got {}", o.pad_crop);
-  ThreadScope threads(o.threads);
+  detail::ThreadScope threads(o.threads);
 
   auto sgd_options = ::torch::optim::SGDOptions(o.lr).momentum(o.momentum).nesterov(o.nesterov && o.momentum > 0)
                          .weight_decay(o.weight_decay);
