@@ -13,30 +13,84 @@ std::string key_of(const ConcreteLayer& l) { return l.name + '\x1f' + l.choice; 
 }  // namespace
 
 SupernetImpl::SupernetImpl(SearchSpace space, std::uint64_t seed)
-    : SupernetImpl(std::move(space), SupernetOptions{seed, false}) {}
+    : SupernetImpl(std::move(space), [seed] {
+        SupernetOptions o;
+        o.seed = seed;
+        return o;
+      }()) {}
 
 SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
-    : space_(std::move(space)), net_(space_.supernet()), kernel_transform_(options.kernel_transform) {
+    : space_(std::move(space)), options_(options), net_(space_.supernet()), kernel_transform_(options.kernel_transform) {
   const std::uint64_t seed = options.seed;
   const auto& ds = space_.decisions();
+  NASFORGE_CHECK(options.partial_channels >= 0, "Supernet: partial_channels must be >= 0 (0: off), got {}", options.partial_channels);
   arch_ = Architecture(std::vector<std::uint32_t>(ds.size(), 0));
   masks_.resize(ds.size());
   alpha_.resize(ds.size());
+  beta_of_.assign(ds.size(), {-1, -1});
   Rng rng(seed);
+  auto small_normal = [&](std::size_t count) {  // 1e-3 * N(0,1), Box-Muller on the portable generator
+    std::vector<float> v(count);
+    for (auto& e : v) {
+      double u1 = 1.0 - rng.uniform01(), u2 = rng.uniform01();
+      e = static_cast<float>(1e-3 * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+    }
+    return v;
+  };
   for (std::size_t d = 0; d < ds.size(); ++d) {
     masks_[d].assign(ds[d].options.size(), true);
     if (ds[d].kind != DecisionKind::kOp) continue;
-    std::vector<float> init(ds[d].options.size());
-    for (auto& v : init) {  // 1e-3 * N(0,1), Box-Muller on the portable generator
-      double u1 = 1.0 - rng.uniform01(), u2 = rng.uniform01();
-      v = static_cast<float>(1e-3 * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-    }
-    alpha_[d] = register_buffer(fmt::format("alpha_{}", d), ::torch::tensor(init).set_requires_grad(true));
+    alpha_[d] = register_buffer(fmt::format("alpha_{}", d),
+                                ::torch::tensor(small_normal(ds[d].options.size())).set_requires_grad(true));
   }
   const auto n = net_.layers.size();
   layers_.resize(n);
   candidate_is_zero_.assign(n, false);
   edge_live_.resize(n);
+  pc_candidate_.assign(n, 0);
+  pc_mixed_.assign(n, 0);
+  const std::int64_t K = options.partial_channels;
+  std::vector<int> mixed_of(n, -1);  // candidate layer -> its mixed slot
+  for (std::size_t m = 0; m < n; ++m) {
+    const auto& l = net_.layers[m];
+    if (l.op != "mixed") continue;
+    for (int c : l.inputs) mixed_of[static_cast<std::size_t>(c)] = static_cast<int>(m);
+    const bool cell_edge = l.attrs.i("source") >= 0;
+    if (K >= 1 && cell_edge) {
+      const Shape& in = net_.layers[static_cast<std::size_t>(l.inputs[0])].input_shapes.at(0);
+      const Shape& out = l.output_shape;
+      NASFORGE_CHECK(in.size() == 3 && out.size() == 3 && in[0] == out[0] && in[0] % K == 0,
+                     "Supernet: partial channels (K = {}) need cell edges whose input and output channels are equal and "
+                     "divisible by K; edge {} maps {} to {}",
+                     K, l.name, shape_to_string(in), shape_to_string(out));
+      pc_mixed_[m] = 1;
+      for (int c : l.inputs) pc_candidate_[static_cast<std::size_t>(c)] = 1;
+    }
+  }
+  if (options.edge_normalization) {
+    // One beta vector per distinct set of edge decisions entering a node (shared cells share it).
+    std::map<std::vector<std::size_t>, int> groups;
+    for (const auto& l : net_.layers) {
+      if (l.op != "sum") continue;
+      std::vector<std::size_t> dec;
+      for (int in : l.inputs) {
+        if (in < 0) continue;
+        const auto& src = net_.layers[static_cast<std::size_t>(in)];
+        if (src.op == "mixed" && src.attrs.i("source") >= 0) dec.push_back(static_cast<std::size_t>(src.attrs.i("decision")));
+      }
+      if (dec.size() < 2) continue;
+      auto [it, added] = groups.emplace(dec, static_cast<int>(beta_.size()));
+      if (!added) continue;
+      beta_.push_back(register_buffer(fmt::format("beta_{}", beta_.size()),
+                                      ::torch::tensor(small_normal(dec.size())).set_requires_grad(true)));
+      for (std::size_t k = 0; k < dec.size(); ++k) {
+        NASFORGE_CHECK(beta_of_[dec[k]].first < 0,
+                       "Supernet: edge normalisation needs each edge decision to enter one kind of node; \"{}\" "
+                       "enters two different nodes", ds[dec[k]].name);
+        beta_of_[dec[k]] = {it->second, static_cast<int>(k)};
+      }
+    }
+  }
   for (std::size_t i = 0; i < n; ++i) {
     const auto& l = net_.layers[i];
     candidate_is_zero_[i] = l.op == "zero";
@@ -56,7 +110,14 @@ SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
         edge_live_[i].push_back(live);
       }
     }
-    auto m = detail::make_layer_module(l);
+    ConcreteLayer built = l;  // the module's own view of the layer: narrower or without affine
+    if (mixed_of[i] >= 0 && !options.candidate_affine && built.attrs.has("affine")) built.attrs.set("affine", false);
+    if (pc_candidate_[i]) {
+      built.input_shapes.at(0)[0] /= K;  // K >= 1 here
+      built.output_shape[0] /= K;
+      if (built.attrs.has("out")) built.attrs.set("out", built.attrs.i("out") / K);
+    }
+    auto m = detail::make_layer_module(built);
     if (!m.is_empty()) {
       register_module(fmt::format("l{}", i), m.ptr());
       layers_[i] = std::move(m);
@@ -65,6 +126,9 @@ SupernetImpl::SupernetImpl(SearchSpace space, const SupernetOptions& options)
   }
   for (const auto& d : ds) elastic_ |= d.kind == DecisionKind::kValue;
   if (!elastic_) return;
+  NASFORGE_CHECK(K == 0 && !options.edge_normalization && options.candidate_affine,
+                 "Supernet: space \"{}\" is elastic (value decisions): partial channels, edge normalisation and "
+                 "candidate_affine = false are for cell spaces searched in mixed mode", space_.name());
   tensors_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (layers_[i].is_empty()) continue;
@@ -243,6 +307,7 @@ std::vector<::torch::Tensor> SupernetImpl::arch_parameters() const {
   for (const auto& a : alpha_) {
     if (a.defined()) out.push_back(a);
   }
+  out.insert(out.end(), beta_.begin(), beta_.end());
   return out;
 }
 
@@ -257,6 +322,51 @@ const ::torch::Tensor& SupernetImpl::alpha(std::size_t d) const {
   std::vector<float> m;
   for (bool b : masks_[d]) m.push_back(b ? 0.0F : -INFINITY);
   return ::torch::softmax(a + ::torch::tensor(m, a.options().requires_grad(false)), 0);
+}
+
+std::pair<int, int> SupernetImpl::beta_of(std::size_t d) const {
+  NASFORGE_CHECK(d < beta_of_.size(), "Supernet::beta_of: decision {} outside [0, {})", d, beta_of_.size());
+  return beta_of_[d];
+}
+
+std::vector<::torch::Tensor> SupernetImpl::mixing_weights() const {
+  std::vector<::torch::Tensor> edge(beta_.size());
+  for (std::size_t g = 0; g < beta_.size(); ++g) edge[g] = ::torch::softmax(beta_[g], 0);
+  std::vector<::torch::Tensor> w(alpha_.size());
+  for (std::size_t d = 0; d < alpha_.size(); ++d) {
+    if (!alpha_[d].defined()) continue;
+    w[d] = weights(d);
+    if (beta_of_[d].first >= 0) w[d] = w[d] * edge[static_cast<std::size_t>(beta_of_[d].first)][beta_of_[d].second];
+  }
+  return w;
+}
+
+::torch::Tensor SupernetImpl::forward_mixed(const ::torch::Tensor& x, const std::vector<::torch::Tensor>& weights) {
+  NASFORGE_CHECK(!elastic_, "Supernet::forward_mixed: space \"{}\" is elastic and runs single-path only", space_.name());
+  NASFORGE_CHECK(weights.size() == alpha_.size(), "Supernet::forward_mixed: expected {} weight tensors (one per decision), got {}",
+                 alpha_.size(), weights.size());
+  for (std::size_t d = 0; d < alpha_.size(); ++d) {
+    if (!alpha_[d].defined()) continue;
+    NASFORGE_CHECK(weights[d].defined() && weights[d].dim() == 1 && weights[d].size(0) == alpha_[d].size(0),
+                   "Supernet::forward_mixed: decision \"{}\" needs a weight vector of {} options, got {}",
+                   space_.decisions()[d].name, alpha_[d].size(0),
+                   weights[d].defined() ? fmt::format("shape [{}]", fmt::join(weights[d].sizes(), ", ")) : "none");
+  }
+  NASFORGE_CHECK(x.dim() == static_cast<std::int64_t>(net_.input_shape.size()) + 1,
+                 "Supernet: expected an input [batch, {}], got {} dimensions", shape_to_string(net_.input_shape), x.dim());
+  return run(x, &weights).back();
+}
+
+::torch::Tensor SupernetImpl::pc_combine(std::size_t m, const ::torch::Tensor& source, ::torch::Tensor y1) const {
+  // PC-DARTS: mixed output on the first C/K channels, the rest bypassed, then a channel shuffle.
+  const std::int64_t K = options_.partial_channels, C = source.size(1), c1 = C / K;
+  const Shape& out = net_.layers[m].output_shape;
+  if (!y1.defined()) y1 = ::torch::zeros({source.size(0), c1, out[1], out[2]}, source.options());
+  if (K == 1) return y1;  // every channel went through the ops: plain DARTS
+  ::torch::Tensor x2 = source.narrow(1, c1, C - c1);
+  if (out[1] != source.size(2)) x2 = ::torch::max_pool2d(x2, 2, 2);
+  auto y = ::torch::cat({y1, x2}, 1);
+  return y.view({y.size(0), K, C / K, out[1], out[2]}).transpose(1, 2).reshape({y.size(0), C, out[1], out[2]});
 }
 
 void SupernetImpl::set_mask(std::size_t d, const std::vector<bool>& allowed) {
@@ -285,17 +395,17 @@ Architecture SupernetImpl::sample(Rng& rng) const {
   return space_.canonical(Architecture(std::move(c)));
 }
 
-std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
+std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const std::vector<::torch::Tensor>* given) {
   using ::torch::Tensor;
   const auto n = net_.layers.size();
-  const bool mixed = mode_ == SupernetMode::kMixed;
-  std::vector<Tensor> w(alpha_.size());  // mixed-mode weights, computed once per forward
+  const bool mixed = given != nullptr || mode_ == SupernetMode::kMixed;
+  std::vector<Tensor> w;  // mixed-mode weights, computed once per forward
   std::vector<std::vector<float>> wv(alpha_.size());  // the same, as numbers, to skip zeros
   if (mixed) {
+    w = given ? *given : mixing_weights();
     for (std::size_t d = 0; d < alpha_.size(); ++d) {
       if (!alpha_[d].defined()) continue;
-      w[d] = weights(d);
-      auto c = w[d].detach().to(::torch::kCPU).contiguous();
+      auto c = w[d].detach().to(::torch::kCPU, ::torch::kFloat).contiguous();
       wv[d].assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
     }
   }
@@ -307,15 +417,19 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
     const auto& l = net_.layers[i];
     if (l.op == "mixed") {
       auto d = static_cast<std::size_t>(l.attrs.i("decision"));
+      bool live = true;
       if (mixed) {
         for (std::size_t o = 0; o < l.inputs.size(); ++o) {
           if (masks_[d][o] && !candidate_is_zero_[l.inputs[o]] && wv[d][o] != 0.0F) need[l.inputs[o]] = 1;
         }
       } else {
         auto idec = l.attrs.i("input_decision");
-        bool live = idec < 0 || edge_live_[i][arch_[static_cast<std::size_t>(idec)]];
+        live = idec < 0 || edge_live_[i][arch_[static_cast<std::size_t>(idec)]];
         if (live) need[l.inputs[arch_[d]]] = 1;
       }
+      // A partial-channel edge always passes its bypass channels on.
+      const int src = net_.layers[static_cast<std::size_t>(l.inputs[0])].inputs[0];
+      if (live && pc_mixed_[i] && src >= 0) need[src] = 1;
     } else if (l.op == "select") {
       need[l.inputs[arch_[static_cast<std::size_t>(l.attrs.i("decision"))]]] = 1;
     } else {
@@ -332,11 +446,13 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
     return ::torch::zeros(shape, x.options());
   };
   auto input = [&](int idx) -> Tensor { return idx < 0 ? x : (outs[idx].defined() ? outs[idx] : zeros_for(idx)); };
+  std::map<int, Tensor> pc_in;  // source layer -> its first C/K channels, made contiguous once
   for (std::size_t i = 0; i < n; ++i) {
     if (!need[i]) continue;
     const auto& l = net_.layers[i];
     if (l.op == "mixed") {
       auto d = static_cast<std::size_t>(l.attrs.i("decision"));
+      const int src = net_.layers[static_cast<std::size_t>(l.inputs[0])].inputs[0];
       if (mixed) {
         Tensor acc;
         for (std::size_t o = 0; o < l.inputs.size(); ++o) {
@@ -345,10 +461,14 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
           // One fused multiply-add per candidate (differentiable in the weight and the output).
           acc = acc.defined() ? ::torch::addcmul(acc, outs[l.inputs[o]], wo) : wo * outs[l.inputs[o]];
         }
-        outs[i] = acc;  // undefined: every candidate was none or weightless
+        outs[i] = pc_mixed_[i] ? pc_combine(i, input(src), acc) : acc;  // undefined: no candidate ran
       } else {
         int c = l.inputs[arch_[d]];
         outs[i] = need[c] && !candidate_is_zero_[c] ? outs[c] : Tensor();
+        auto idec = l.attrs.i("input_decision");
+        if (pc_mixed_[i] && (idec < 0 || edge_live_[i][arch_[static_cast<std::size_t>(idec)]])) {
+          outs[i] = pc_combine(i, input(src), outs[i]);
+        }
       }
     } else if (l.op == "select") {
       outs[i] = input(l.inputs[arch_[static_cast<std::size_t>(l.attrs.i("decision"))]]);
@@ -365,6 +485,13 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
       outs[i] = ::torch::cat(parts, 1);
     } else if (l.op == "zero") {
       outs[i] = Tensor();
+    } else if (pc_candidate_[i]) {
+      auto it = pc_in.find(l.inputs[0]);
+      if (it == pc_in.end()) {
+        Tensor full = input(l.inputs[0]);
+        it = pc_in.emplace(l.inputs[0], full.narrow(1, 0, full.size(1) / options_.partial_channels).contiguous()).first;
+      }
+      outs[i] = layers_[i].forward(it->second);
     } else {
       outs[i] = layers_[i].forward(input(l.inputs[0]));
     }
@@ -395,15 +522,18 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x) {
   }
   NASFORGE_CHECK(x.dim() == static_cast<std::int64_t>(net_.input_shape.size()) + 1,
                  "Supernet: expected an input [batch, {}], got {} dimensions", shape_to_string(net_.input_shape), x.dim());
-  return run(x).back();
+  return run(x, nullptr).back();
 }
 
 void SupernetImpl::save_checkpoint(const std::string& path, const ::torch::optim::Optimizer* weight_optimizer,
-                                   const ::torch::optim::Optimizer* arch_optimizer) const {
+                                   const ::torch::optim::Optimizer* arch_optimizer, const std::string& state) const {
   ::torch::serialize::OutputArchive archive;
   save(archive);  // parameters and buffers (weights, BN statistics, logits)
   archive.write("nasforge.fingerprint", c10::IValue(space_.fingerprint()));
   archive.write("nasforge.kernel_transform", c10::IValue(kernel_transform_));
+  archive.write("nasforge.partial_channels", c10::IValue(options_.partial_channels));
+  if (!state.empty()) archive.write("nasforge.state", c10::IValue(state));
+  archive.write("nasforge.edge_normalization", c10::IValue(options_.edge_normalization));
   for (std::size_t d = 0; d < masks_.size(); ++d) {
     std::vector<std::int64_t> m(masks_[d].begin(), masks_[d].end());
     archive.write(fmt::format("nasforge.mask_{}", d), ::torch::tensor(m), /*is_buffer=*/true);
@@ -428,7 +558,7 @@ void SupernetImpl::save_checkpoint(const std::string& path, const ::torch::optim
 }
 
 void SupernetImpl::load_checkpoint(const std::string& path, ::torch::optim::Optimizer* weight_optimizer,
-                                   ::torch::optim::Optimizer* arch_optimizer) {
+                                   ::torch::optim::Optimizer* arch_optimizer, std::string* state) {
   ::torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
@@ -450,6 +580,14 @@ void SupernetImpl::load_checkpoint(const std::string& path, ::torch::optim::Opti
     throw InvalidArgument(fmt::format("{}: the checkpoint was saved {} the kernel transformation; build the Supernet with "
                                       "SupernetOptions::kernel_transform = {} (CLI: {}--kernel-transform)",
                                       path, saved_kt ? "with" : "without", saved_kt, saved_kt ? "" : "no "));
+  }
+  c10::IValue pc, en;
+  const std::int64_t saved_pc = archive.try_read("nasforge.partial_channels", pc) && pc.isInt() ? pc.toInt() : 0;
+  const bool saved_en = archive.try_read("nasforge.edge_normalization", en) && en.isBool() && en.toBool();
+  if (saved_pc != options_.partial_channels || saved_en != options_.edge_normalization) {
+    throw InvalidArgument(fmt::format("{}: the checkpoint was saved with partial_channels = {} and edge_normalization = {}, "
+                                      "this supernet has {} and {}; build it with the checkpoint's SupernetOptions",
+                                      path, saved_pc, saved_en, options_.partial_channels, options_.edge_normalization));
   }
   try {
     load(archive);
@@ -476,9 +614,17 @@ void SupernetImpl::load_checkpoint(const std::string& path, ::torch::optim::Opti
   };
   get("nasforge.weight_optimizer", "weight", weight_optimizer);
   get("nasforge.arch_optimizer", "architecture", arch_optimizer);
+  if (state) {
+    c10::IValue st;
+    *state = archive.try_read("nasforge.state", st) && st.isString() ? st.toStringRef() : std::string();
+  }
 }
 
 Network SupernetImpl::extract(const Architecture& arch) const {
+  NASFORGE_CHECK(options_.partial_channels <= 1,
+                 "Supernet::extract: this supernet's candidates have 1/{} of the channels (partial channels), so their "
+                 "weights do not fit the real network; train the derived architecture from scratch",
+                 options_.partial_channels);
   Network out(space_.resolve(space_.canonical(arch)));
   ::torch::NoGradGuard no_grad;
   const auto& layers = out->concrete().layers;
@@ -496,7 +642,13 @@ Network SupernetImpl::extract(const Architecture& arch) const {
     }
     auto src = layers_[it->second].ptr();
     auto sp = src->named_parameters(), dp = dst->named_parameters();
-    for (auto& p : dp) p.value().copy_(sp[p.key()]);
+    for (auto& p : dp) {
+      // A supernet built with candidate_affine = false lacks its candidates' BN scale and shift:
+      // the fresh network's (1, 0) computes the same.
+      if (const auto* v = sp.find(p.key())) p.value().copy_(*v);
+      else NASFORGE_CHECK(!options_.candidate_affine, "Supernet::extract: layer {} has no tensor \"{}\" in the supernet",
+                          layers[i].name, p.key());
+    }
     auto sb = src->named_buffers(), db = dst->named_buffers();
     for (auto& b : db) b.value().copy_(sb[b.key()]);
   }

@@ -68,6 +68,21 @@ struct SupernetOptions {
   /// and odd size below the block's largest kernel, initialised to the identity, trained with
   /// the weights; parameters named `kernel_transform_l<layer>_k<size>`). Off: the plain centre.
   bool kernel_transform = false;
+  /// PC-DARTS partial channel connections (Xu et al., ICLR 2020), K = partial_channels: 0 is
+  /// off; K >= 1 builds every cell edge's candidates with C/K channels, and an edge runs them
+  /// on the first C/K channels of its input, passes the other channels through (max-pooled 2x2
+  /// on a stride-2 edge), concatenates and shuffles the channels in K groups. K = 1 runs every
+  /// channel through the ops and equals plain DARTS (tested). Applies in mixed and single-path
+  /// mode; with K > 1 the supernet cannot `extract` (its candidates are narrower than the real
+  /// network's). Channels of every cell edge must be divisible by K.
+  std::int64_t partial_channels = 0;
+  /// PC-DARTS edge normalisation: a logit per incoming edge of each cell node (the `beta`),
+  /// softmax over the node's incoming edges, multiplied into the edges' op weights in mixed
+  /// mode. Edges of shared cells share their beta, as they share alpha.
+  bool edge_normalization = false;
+  /// Learnable scale and shift in the batch norms of the candidate ops (of op decisions).
+  /// DARTS searches with false; the default keeps the ops as the space declares them.
+  bool candidate_affine = true;
 };
 
 /// A weight-sharing supernet. Architecture parameters (one vector of logits per op decision)
@@ -93,12 +108,28 @@ class SupernetImpl : public ::torch::nn::Module {
   /// The architecture single-path mode runs (all first options until set).
   const Architecture& architecture() const noexcept { return arch_; }
 
-  /// Architecture logits of every op decision, in decision order (the DARTS alpha).
+  /// Architecture logits of every op decision, in decision order (the DARTS alpha), then the
+  /// edge-normalisation logits (betas()) when there are any.
   std::vector<::torch::Tensor> arch_parameters() const;
   /// Logits of decision `d` (an undefined tensor for non-op decisions).
   const ::torch::Tensor& alpha(std::size_t d) const;
   /// softmax(alpha) of decision `d` with masked options at exactly 0.
   ::torch::Tensor weights(std::size_t d) const;
+  /// Edge-normalisation logits, one tensor per group of edges that enter one cell node (empty
+  /// unless SupernetOptions::edge_normalization). arch_parameters() includes them.
+  const std::vector<::torch::Tensor>& betas() const noexcept { return beta_; }
+  /// For each op decision: the edge group and position of its beta (-1: none).
+  std::pair<int, int> beta_of(std::size_t d) const;
+  /// The weights mixed mode uses, one tensor per decision (undefined for non-op decisions):
+  /// weights(d), times softmax(beta) of its node's edges with edge normalisation.
+  /// Differentiable in alpha and beta; detach them to run a weights-only step.
+  std::vector<::torch::Tensor> mixing_weights() const;
+  /// Mixed-mode forward with explicit mixing weights (one per decision, as mixing_weights()
+  /// returns; undefined for non-op decisions). A candidate whose weight is exactly 0 does not
+  /// run: DARTS-PT removes an op by zeroing its weight, a decided edge is one-hot.
+  ::torch::Tensor forward_mixed(const ::torch::Tensor& x, const std::vector<::torch::Tensor>& weights);
+  /// The options this supernet was built with (its seed included).
+  const SupernetOptions& options() const noexcept { return options_; }
 
   /// Restricts decision `d` to the options where `allowed` is true (at least one).
   void set_mask(std::size_t d, const std::vector<bool>& allowed);
@@ -113,15 +144,16 @@ class SupernetImpl : public ::torch::nn::Module {
   /// Writes a checkpoint: weights, BN statistics, architecture logits, masks, the space's
   /// fingerprint and, when given, the state of the weight and architecture optimisers
   /// (LibTorch archive format). Written to `path.tmp` and renamed into place.
+  /// `state`: text a driver stores with it (a search's progress), returned by load_checkpoint.
   void save_checkpoint(const std::string& path, const ::torch::optim::Optimizer* weight_optimizer = nullptr,
-                       const ::torch::optim::Optimizer* arch_optimizer = nullptr) const;
+                       const ::torch::optim::Optimizer* arch_optimizer = nullptr, const std::string& state = {}) const;
   /// Restores a checkpoint written by save_checkpoint, and the optimisers' state into the
   /// optimisers given (built over this supernet's parameters() / arch_parameters()). Throws
   /// InvalidArgument, naming both fingerprints, when it was written for a different space (or
   /// other parameters), or when an optimiser is given whose state the checkpoint lacks; NotFound
   /// when the file cannot be read.
   void load_checkpoint(const std::string& path, ::torch::optim::Optimizer* weight_optimizer = nullptr,
-                       ::torch::optim::Optimizer* arch_optimizer = nullptr);
+                       ::torch::optim::Optimizer* arch_optimizer = nullptr, std::string* state = nullptr);
 
   /// The space the supernet was compiled from.
   const SearchSpace& space() const noexcept { return space_; }
@@ -142,16 +174,22 @@ class SupernetImpl : public ::torch::nn::Module {
   const Shape& input_shape() const;
 
  private:
-  std::vector<::torch::Tensor> run(const ::torch::Tensor& x);
+  std::vector<::torch::Tensor> run(const ::torch::Tensor& x, const std::vector<::torch::Tensor>* weights);
+  ::torch::Tensor pc_combine(std::size_t mixed_layer, const ::torch::Tensor& source, ::torch::Tensor y1) const;
   ::torch::Tensor slice_for(std::size_t layer, const ConcreteLayer& actual, const detail::TensorSlot& slot,
                             ::torch::IntArrayRef shape) const;
   ::torch::nn::AnyModule elastic_module(const ConcreteLayer& l, std::size_t layer);
   void bind_elastic();
   SearchSpace space_;
+  SupernetOptions options_;
   ConcreteNetwork net_;
   std::vector<::torch::nn::AnyModule> layers_;
   std::vector<::torch::Tensor> alpha_;              // per decision; undefined when not an op decision
   std::vector<std::vector<bool>> masks_;             // per decision
+  std::vector<::torch::Tensor> beta_;                // per edge group (edge normalisation)
+  std::vector<std::pair<int, int>> beta_of_;         // per decision: (group, position) or (-1, -1)
+  std::vector<char> pc_candidate_;                   // per layer: a partial-channel candidate
+  std::vector<char> pc_mixed_;                       // per layer: a partial-channel mixed edge
   std::vector<bool> candidate_is_zero_;              // per layer
   std::vector<std::vector<char>> edge_live_;         // per layer: mixed cell edge live per input option
   std::map<std::string, std::size_t> by_key_;        // name + choice -> layer index
