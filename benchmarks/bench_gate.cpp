@@ -7,7 +7,9 @@
 // benchmark is used). Each tracked benchmark's time is divided by the reference benchmark's
 // from the same run; a benchmark regresses when that ratio grows by more than the baseline's threshold. The
 // baseline also holds targets checked on every run: absolute (max time, min items per second)
-// and relative to another benchmark of the same run ({"max_ratio_to": NAME, "max": 1.10}).
+// and relative to another benchmark of the same run ({"max_ratio_to": NAME, "max": 1.10}), in
+// time or, with {"counter": "peak_bytes"}, in a user counter (memory is deterministic, so such
+// a target is exact).
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -23,6 +25,7 @@ namespace {
 struct Median {
   double real_ns = 0;
   double items_per_second = 0;
+  json entry;  // the repetition's JSON (user counters are its extra fields)
 };
 
 double to_ns(double t, const std::string& unit) {
@@ -50,6 +53,7 @@ std::map<std::string, Median> medians(const json& run) {
     Median m;
     m.real_ns = to_ns(b.at("real_time").get<double>(), b.value("time_unit", "ns"));
     m.items_per_second = b.value("items_per_second", 0.0);
+    m.entry = b;
     if (type == "iteration") {
       auto it = out.find(name);
       if (it == out.end() || m.real_ns < it->second.real_ns) out[name] = m;
@@ -124,10 +128,17 @@ int main(int argc, char** argv) {
           ++failures;
           continue;
         }
-        const double r = it->second.real_ns / o->second.real_ns, max = t.at("max").get<double>();
+        const std::string counter = t.value("counter", "");
+        auto value = [&](const Median& m) {
+          if (counter.empty()) return m.real_ns;
+          if (!m.entry.contains(counter)) throw std::runtime_error(fmt::format("target {}: no counter {}", name, counter));
+          return m.entry.at(counter).get<double>();
+        };
+        const double r = value(it->second) / value(o->second), max = t.at("max").get<double>();
         const bool missed = r > max;
         failures += missed;
-        fmt::print("target {}: {:.3f}x {} (at most {:.2f}x) {}\n", name, r, other, max, missed ? "MISSED" : "met");
+        fmt::print("target {}: {:.3f}x {}{} (at most {:.2f}x) {}\n", name, r, other,
+                   counter.empty() ? "" : " in " + counter, max, missed ? "MISSED" : "met");
       } else if (t.contains("max_real_ns") && it->second.real_ns > t["max_real_ns"].get<double>()) {
         fmt::print("target {}: {:.0f} ns > {:.0f} ns MISSED\n", name, it->second.real_ns, t["max_real_ns"].get<double>());
         ++failures;

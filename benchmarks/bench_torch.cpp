@@ -3,13 +3,18 @@
 //   sharing), on NB201 (op decisions) and MobileNetV3 (elastic: sliced weights);
 // - the mixed-mode forward against the sum of its candidate ops run alone (the overhead of
 //   mixing).
+// - a first-order DARTS step (architecture step + weight step) on the full NB201 search network
+//   (C = 16, N = 5, batch 64, 3x32x32) against its op modules run alone (the framework's
+//   overhead), and PC-DARTS's step (K = 4) with the peak tensor memory of both as counters.
 // scripts/bench_gate.sh checks the ratios against benchmarks/baseline_torch.json.
 #include <benchmark/benchmark.h>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "memory_tracker.h"
 #include "nasforge/search_space.h"
+#include "nasforge/torch/darts.h"
 #include "nasforge/torch/supernet.h"
 
 namespace {
@@ -148,6 +153,74 @@ void BM_CandidatesAlone_nb201(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CandidatesAlone_nb201)->Unit(benchmark::kMillisecond);
+
+// ---- differentiable search: the full NB201 search network ---------------------------------
+
+nasforge::SearchSpace nb201_full() {
+  std::string path = NASFORGE_SOURCE_DIR;
+  path += "/search_spaces/nb201.json";
+  return nasforge::SearchSpace::from_file(path);  // C = 16, N = 5, 3x32x32
+}
+
+// One first-order step: architecture step on a validation batch, then a weight step.
+void darts_step(benchmark::State& state, const std::string& algorithm) {
+  torch::set_num_threads(1);
+  auto space = nb201_full();
+  nasforge::DartsOptions o = nasforge::darts_preset(algorithm);
+  nasforge::DartsSearch s(space, o);
+  torch::manual_seed(1);
+  auto xt = torch::randn({64, 3, 32, 32}), xv = torch::randn({64, 3, 32, 32});
+  auto yt = torch::randint(0, 10, {64}), yv = torch::randint(0, 10, {64});
+  s.arch_step(xt, yt, xv, yv, 0.025);  // optimiser state exists before timing
+  s.weight_step(xt, yt, 0.025);
+  std::int64_t peak = 0;
+  for (auto _ : state) {
+    nasforge::bench::PeakMemory mem;
+    s.arch_step(xt, yt, xv, yv, 0.025);
+    s.weight_step(xt, yt, 0.025);
+    peak = std::max(peak, mem.peak_bytes());
+  }
+  state.counters["peak_bytes"] = static_cast<double>(peak);
+}
+void BM_DartsStep_nb201(benchmark::State& state) { darts_step(state, "darts"); }
+BENCHMARK(BM_DartsStep_nb201)->Unit(benchmark::kMillisecond);
+void BM_PcDartsStep_nb201(benchmark::State& state) { darts_step(state, "pc-darts"); }
+BENCHMARK(BM_PcDartsStep_nb201)->Unit(benchmark::kMillisecond);
+
+// The ops of that step alone: every op module of the search network (all candidates but
+// `none`, stem, blocks, head) run forward and backward on a channels-last input of its shape,
+// twice: the architecture pass (gradients of the activations) and the weight pass (and of the
+// weights). What the step would cost if mixing, the graph walk,
+// autograd bookkeeping between ops and the optimisers were free.
+void BM_DartsOpsAlone_nb201(benchmark::State& state) {
+  torch::set_num_threads(1);
+  auto space = nb201_full();
+  nasforge::DartsOptions o = nasforge::darts_preset("darts");
+  nasforge::DartsSearch s(space, o);
+  auto& net = s.supernet();
+  std::vector<std::pair<std::size_t, torch::Tensor>> work;
+  const auto& layers = net->structure().layers;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& op = layers[i].op;
+    if (op == "mixed" || op == "select" || op == "sum" || op == "concat" || op == "zero") continue;
+    std::vector<std::int64_t> shape{64};
+    shape.insert(shape.end(), layers[i].input_shapes[0].begin(), layers[i].input_shapes[0].end());
+    auto x = torch::randn(shape);
+    if (x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);  // as the search runs (channels_last)
+    work.emplace_back(i, x.requires_grad_(true));
+  }
+  for (auto _ : state) {
+    for (auto& [i, x] : work) {  // the architecture pass: gradients of the activations only
+      auto y = net->forward_layer(i, x);
+      benchmark::DoNotOptimize(torch::autograd::grad({y}, {x}, {torch::ones_like(y)})[0].data_ptr());
+    }
+    for (auto& [i, x] : work) {  // the weight pass: activations and weights
+      auto y = net->forward_layer(i, x);
+      y.backward(torch::ones_like(y));
+    }
+  }
+}
+BENCHMARK(BM_DartsOpsAlone_nb201)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 #pragma once
 // Command-line arguments shared by the nasforge CLI's commands.
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -29,6 +30,10 @@ struct Args {
   // train
   std::string space, data = "fashion-mnist", out;
   long long epochs = 10, threads = 0, subset = 0;
+  bool epochs_set = false, lr_set = false;
+  // differentiable search
+  double latency_weight = 0, latency_budget = 0;
+  std::string cost;  // a latency table (nasforge profile's JSON)
   double lr = 0.1;
   bool augment = true;
   std::string init;  // train: start from a sub-network directory
@@ -88,7 +93,8 @@ inline Args parse_args(int argc, char** argv, int first) {
     } else if (s == "--out") {
       a.out = value(s);
     } else if (s == "--epochs") {
-      a.epochs = to_number(s, value(s), 1, 100000);
+      a.epochs = to_number(s, value(s), 0, 100000);
+      a.epochs_set = true;
     } else if (s == "--threads") {
       a.threads = to_number(s, value(s), 0, 1024);
     } else if (s == "--subset") {
@@ -128,6 +134,16 @@ inline Args parse_args(int argc, char** argv, int first) {
     } else if (s == "--budget") {
       a.budget = to_number(s, value(s), 1, 1LL << 40);
       a.budget_set = true;
+    } else if (s == "--latency-weight" || s == "--latency-budget") {
+      std::string v = value(s);
+      char* end = nullptr;
+      double x = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(x >= 0) || !std::isfinite(x)) {
+        throw UsageError(fmt::format("{}: expected a number >= 0, found \"{}\"", s, v));
+      }
+      (s == "--latency-weight" ? a.latency_weight : a.latency_budget) = x;
+    } else if (s == "--cost") {
+      a.cost = value(s);
     } else if (s == "--budget-seconds" || s == "--budget-simulated") {
       std::string v = value(s);
       char* end = nullptr;
@@ -157,6 +173,7 @@ inline Args parse_args(int argc, char** argv, int first) {
       if (v.empty() || *end != '\0' || !(a.lr > 0 && a.lr < 100)) {
         throw UsageError(fmt::format("--lr: expected a number in (0, 100), found \"{}\"", v));
       }
+      a.lr_set = true;
     } else if (s == "--set") {
       std::string kv = value(s);
       auto eq = kv.find('=');
@@ -185,6 +202,8 @@ void register_torch_extensions();
 /// `nasforge profile` and `nasforge measure` (src/cli/train.cpp).
 int cmd_profile(const Args& a);
 int cmd_measure(const Args& a);
+/// `nasforge search --strategy darts|darts2|pc-darts|darts-pt` (src/cli/train.cpp).
+int cmd_search_darts(const Args& a);
 #endif
 
 }  // namespace nasforge::cli

@@ -68,6 +68,18 @@ Usage:
       Runs a search: proposals are evaluated in parallel, a checkpoint is written every K
       trials (default 50) and --resume continues it exactly. DIR gets result.json (best,
       front, history), history.csv and, for two objectives, front.svg.
+  nasforge search --space FILE --strategy darts|darts2|pc-darts|darts-pt [--data fashion-mnist|synthetic]
+                  [--subset N] [--epochs E] [--batch B] [--lr LR] [--latency-weight L]
+                  [--latency-budget MS] [--cost LUT.json] [--evaluator table:CSV] [--strategy-options JSON]
+                  [--threads T] [--seed S] [--set K=V]... --out DIR [--resume]
+      Differentiable search on the space's mixed supernet (a cell space: nb201, darts) with the
+      published defaults of each algorithm; the training images (N of them, default all) are
+      split 50/50 into weights and architecture data. --latency-weight adds L x the expected
+      latency (ms) of a latency table (--cost, completed by profiling here; profiled here when
+      absent); with --latency-budget only the excess over MS counts. --evaluator looks the
+      derived architecture up in a table. DIR gets result.json, weights.svg (op weights per
+      epoch) and checkpoint.pt after every epoch; --resume continues exactly. JSON options:
+      the DartsOptions fields (arch_lr, warmup_epochs, partial_channels, pt_interval, ...).
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
                   [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
@@ -273,6 +285,14 @@ class SlowEvaluator final : public nasforge::Evaluator {
 };
 
 int cmd_search(const Args& a) {
+  if (a.strategy == "darts" || a.strategy == "darts2" || a.strategy == "pc-darts" || a.strategy == "darts-pt") {
+#ifdef NASFORGE_CLI_HAS_TORCH
+    return nasforge::cli::cmd_search_darts(a);
+#else
+    throw UsageError(fmt::format("search: --strategy {} needs LibTorch (this nasforge was built with NASFORGE_WITH_TORCH=OFF)",
+                                 a.strategy));
+#endif
+  }
   if (a.space.empty()) throw UsageError("search: expected --space FILE");
   if (a.evaluators.empty()) throw UsageError("search: expected --evaluator table:CSV");
   if (a.objectives.empty()) throw UsageError("search: expected at least one --objective METRIC:max|min");

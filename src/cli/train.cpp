@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -12,6 +13,8 @@
 
 #include "cli/args.h"
 #include "nasforge/costs.h"
+#include "nasforge/evaluator.h"
+#include "nasforge/torch/darts.h"
 #include "nasforge/torch/latency.h"
 #include "nasforge/torch/mlp_predictor.h"
 #include "nasforge/torch/serialize.h"
@@ -20,24 +23,19 @@
 
 namespace nasforge::cli {
 
-int cmd_train(const Args& a) {
-  if (a.space.empty()) throw UsageError("train: expected --space FILE");
-  if (a.arch.empty()) throw UsageError("train: expected --arch ARCH");
-  if (a.out.empty()) throw UsageError("train: expected --out DIR");
-  if (!a.positional.empty()) throw UsageError(fmt::format("train: unexpected argument \"{}\"", a.positional[0]));
-  auto space = SearchSpace::from_file(a.space, a.overrides);
-  auto arch = space.parse_architecture(a.arch);
-  auto net = space.resolve(arch);
-
+namespace {
+// --data fashion-mnist|synthetic for a network of `net`'s input and output: (train, test).
+// --subset N keeps a seeded random N of the training images.
+std::pair<TensorData, TensorData> load_data(const Args& a, const char* cmd, const ConcreteNetwork& net) {
   TensorData train_data, test_data;
   Shape data_shape = a.data == "fashion-mnist" ? Shape{1, 28, 28} : net.input_shape;
   if (data_shape != net.input_shape) {  // before loading anything
-    throw UsageError(fmt::format("train: the space's input is {} but {} images are {}; add --set input={}",
+    throw UsageError(fmt::format("{}: the space's input is {} but {} images are {}; add --set input={}", cmd,
                                  shape_to_string(net.input_shape), a.data, shape_to_string(data_shape),
                                  shape_to_string(data_shape)));
   }
   if (net.output_shape() != Shape{10} && a.data == "fashion-mnist") {
-    throw UsageError(fmt::format("train: the network outputs {} but fashion-mnist has 10 classes",
+    throw UsageError(fmt::format("{}: the network outputs {} but fashion-mnist has 10 classes", cmd,
                                  shape_to_string(net.output_shape())));
   }
   if (a.data == "fashion-mnist") {
@@ -57,6 +55,19 @@ int cmd_train(const Args& a) {
   } else {
     throw UsageError(fmt::format("--data: expected fashion-mnist or synthetic, found \"{}\"", a.data));
   }
+  return {std::move(train_data), std::move(test_data)};
+}
+}  // namespace
+
+int cmd_train(const Args& a) {
+  if (a.space.empty()) throw UsageError("train: expected --space FILE");
+  if (a.arch.empty()) throw UsageError("train: expected --arch ARCH");
+  if (a.out.empty()) throw UsageError("train: expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("train: unexpected argument \"{}\"", a.positional[0]));
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  auto arch = space.parse_architecture(a.arch);
+  auto net = space.resolve(arch);
+  auto [train_data, test_data] = load_data(a, "train", net);
 
   TrainOptions o;
   o.epochs = a.epochs;
@@ -182,6 +193,93 @@ int cmd_measure(const Args& a) {
   const double ms = measure_latency_ms(space.resolve(space.parse_architecture(a.arch)), po);
   fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls)\n", ms, po.batch, po.threads,
              po.fastest ? "fastest" : "median", po.min_reps);
+  return 0;
+}
+
+int cmd_search_darts(const Args& a) {
+  const std::string cmd = "search --strategy " + a.strategy;
+  if (a.space.empty()) throw UsageError(cmd + ": expected --space FILE");
+  if (a.out.empty()) throw UsageError(cmd + ": expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("{}: unexpected argument \"{}\"", cmd, a.positional[0]));
+  if (!a.objectives.empty() || !a.constraints.empty()) {
+    throw UsageError(cmd + ": --objective and --constraint belong to population strategies; a differentiable search "
+                           "minimises the validation loss (plus --latency-weight x expected latency)");
+  }
+  if (a.evaluators.size() > 1) throw UsageError(cmd + ": expected at most one --evaluator");
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  DartsOptions o = darts_preset(a.strategy);
+  nlohmann::json extra = nlohmann::json::parse(a.strategy_options, nullptr, false);
+  if (extra.is_discarded()) throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  darts_options_from_json(o, extra);
+  if (a.epochs_set) o.epochs = a.epochs;
+  if (a.batch_set) o.batch = a.batch;
+  if (a.lr_set) o.lr = a.lr;
+  o.seed = a.seed;
+  o.threads = a.threads > 0 ? static_cast<int>(a.threads) : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  o.out_dir = a.out;
+  o.resume = a.resume;
+  o.progress = true;
+  std::unique_ptr<CostModel> lut_model;
+  if (a.latency_weight > 0 || a.latency_budget > 0) {
+    LatencyTable table;
+    if (!a.cost.empty()) {
+      std::ifstream in(a.cost);
+      if (!in) throw NotFound(fmt::format("{}: cannot open the latency table", a.cost));
+      nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+      if (j.is_discarded() || !j.contains("cost_model")) {
+        throw InvalidArgument(fmt::format("{}: not a latency table written by nasforge profile", a.cost));
+      }
+      table = LatencyTable::from_json(j["cost_model"]);
+    }
+    ProfileOptions po;  // the table's batch and threads, or batch 1 on one thread
+    po.batch = table.ms.empty() ? 1 : table.batch;
+    po.threads = table.ms.empty() ? 1 : table.threads;
+    const auto before = table.ms.size();
+    const auto t0 = std::chrono::steady_clock::now();
+    profile_layers(table, {space.supernet()}, po);  // what the table lacks, timed here
+    if (table.ms.size() != before) {
+      fmt::print("profiled {} layer configurations of the supernet at batch {} in {:.1f} s\n", table.ms.size() - before,
+                 po.batch, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    o.latency_weight = a.latency_weight > 0 ? a.latency_weight : 1.0;
+    o.latency_budget_ms = a.latency_budget;
+    lut_model = make_lut_cost_model(space, table);
+    o.latency = std::move(table);
+  }
+  auto net = space.supernet();
+  auto data = load_data(a, cmd.c_str(), net).first;
+  fmt::print("{} on {} ({} images: {:.0f}% weights, the rest architecture), {} epochs, batch {}, {} threads{}\n", a.strategy,
+             space.name(), data.size(), 100 * o.train_portion, o.epochs, o.batch, o.threads,
+             o.latency ? fmt::format(", latency weight {} {}", o.latency_weight,
+                                     o.latency_budget_ms > 0 ? fmt::format("above {} ms", o.latency_budget_ms) : "per ms")
+                       : "");
+  std::fflush(stdout);  // before the search's progress lines on stderr
+  DartsResult r = run_darts(space, data, o);
+  const auto costs = analytic_costs(space.resolve(r.derived));
+  const std::string native = space.native_format() ? space.to_native(r.derived) : space.to_json(r.derived).dump();
+  nlohmann::json summary{{"arch", native}, {"params", costs.params}, {"macs", costs.macs}};
+  fmt::print("derived {}\n  params {}  MACs {}\n", native, costs.params, costs.macs);
+  if (lut_model) {
+    const double ms = lut_model->predict(r.derived);
+    summary["lut_latency_ms"] = ms;
+    fmt::print("  LUT latency {:.3f} ms{}\n", ms,
+               o.latency_budget_ms > 0 ? fmt::format(" (budget {} ms)", o.latency_budget_ms) : std::string());
+  }
+  if (!a.evaluators.empty()) {
+    auto ev = make_evaluator(a.evaluators[0], space);
+    Metrics m = ev->evaluate(r.derived);
+    for (const auto& [k, v] : m) {
+      summary["metrics"][k] = v;
+      fmt::print("  {} {}\n", k, v);
+    }
+  }
+  const auto path = std::filesystem::path(a.out) / "result.json";
+  std::ifstream in(path);
+  nlohmann::json res = nlohmann::json::parse(in);
+  in.close();
+  res["derived_summary"] = summary;
+  std::ofstream(path) << res.dump(2) << "\n";
+  fmt::print("{}/result.json, {}/weights.svg\n", a.out, a.out);
   return 0;
 }
 

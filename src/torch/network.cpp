@@ -100,9 +100,21 @@ struct PoolImpl : ::torch::nn::Module {
     if (bn) norm = register_module("bn", bn2d(c, affine));
   }
   Tensor forward(Tensor x) {
-    x = avg ? F::avg_pool2d(x, F::AvgPool2dFuncOptions(k).stride(stride).padding(pad).count_include_pad(false))
-            : F::max_pool2d(x, F::MaxPool2dFuncOptions(k).stride(stride).padding(pad));
+    x = avg ? average(x) : F::max_pool2d(x, F::MaxPool2dFuncOptions(k).stride(stride).padding(pad));
     return norm ? norm->forward(x) : x;
+  }
+  // Average pooling without counting the padding (count_include_pad = false), computed as a
+  // depthwise convolution with a kernel of ones divided by each window's count of real pixels:
+  // the same numbers as avg_pool2d, but 3-10x faster forward and backward on LibTorch 1.13's
+  // CPU (avg_pool2d's NCHW backward is slow; docs/performance.md).
+  Tensor average(const Tensor& x) const {
+    const I c = x.size(1);
+    auto opts = x.options().requires_grad(false);
+    auto conv = F::Conv2dFuncOptions().stride(stride).padding(pad);
+    Tensor sum = F::conv2d(x, ::torch::ones({c, 1, k, k}, opts), conv.groups(c));
+    Tensor count = F::conv2d(::torch::ones({1, 1, x.size(2), x.size(3)}, opts), ::torch::ones({1, 1, k, k}, opts),
+                             F::Conv2dFuncOptions().stride(stride).padding(pad));
+    return sum * count.reciprocal_();
   }
   bool avg;
   I k, stride, pad;

@@ -438,14 +438,38 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
       }
     }
   }
+  // The last layer that reads each output: outputs are released right after it, so a forward
+  // holds only what autograd saved plus the live frontier (less peak memory, for PC-DARTS most).
+  std::vector<std::size_t> last(n, 0), pc_last(n, 0);
+  auto reads = [&](std::size_t i, auto&& f) {  // calls f(j) for every output layer i reads
+    const auto& l = net_.layers[i];
+    if (l.op == "mixed") {
+      for (int c : l.inputs) {
+        if (need[c]) f(c);
+      }
+      if (pc_mixed_[i]) f(net_.layers[static_cast<std::size_t>(l.inputs[0])].inputs[0]);
+    } else if (l.op == "select") {
+      f(l.inputs[arch_[static_cast<std::size_t>(l.attrs.i("decision"))]]);
+    } else {
+      for (int in : l.inputs) f(in);
+    }
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!need[i]) continue;
+    reads(i, [&](int j) {
+      if (j >= 0) last[static_cast<std::size_t>(j)] = i;
+    });
+    if (pc_candidate_[i] && net_.layers[i].inputs[0] >= 0) pc_last[static_cast<std::size_t>(net_.layers[i].inputs[0])] = i;
+  }
   std::vector<Tensor> outs(n);
+  const Tensor xin = options_.channels_last && x.dim() == 4 ? x.contiguous(::torch::MemoryFormat::ChannelsLast) : x;
   auto zeros_for = [&](int idx) {
     const Shape& s = idx < 0 ? net_.input_shape : net_.layers[idx].output_shape;
     std::vector<std::int64_t> shape{x.size(0)};
     shape.insert(shape.end(), s.begin(), s.end());
     return ::torch::zeros(shape, x.options());
   };
-  auto input = [&](int idx) -> Tensor { return idx < 0 ? x : (outs[idx].defined() ? outs[idx] : zeros_for(idx)); };
+  auto input = [&](int idx) -> Tensor { return idx < 0 ? xin : (outs[idx].defined() ? outs[idx] : zeros_for(idx)); };
   std::map<int, Tensor> pc_in;  // source layer -> its first C/K channels, made contiguous once
   for (std::size_t i = 0; i < n; ++i) {
     if (!need[i]) continue;
@@ -458,8 +482,10 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
         for (std::size_t o = 0; o < l.inputs.size(); ++o) {
           if (!need[l.inputs[o]] || candidate_is_zero_[l.inputs[o]]) continue;
           Tensor wo = w[d][static_cast<std::int64_t>(o)];
-          // One fused multiply-add per candidate (differentiable in the weight and the output).
-          acc = acc.defined() ? ::torch::addcmul(acc, outs[l.inputs[o]], wo) : wo * outs[l.inputs[o]];
+          // One fused multiply-add per candidate into the edge's own sum: in place is safe for
+          // autograd (no op saved the sum's value) and saves an allocation per candidate.
+          if (acc.defined()) acc.addcmul_(outs[l.inputs[o]], wo);
+          else acc = wo * outs[l.inputs[o]];
         }
         outs[i] = pc_mixed_[i] ? pc_combine(i, input(src), acc) : acc;  // undefined: no candidate ran
       } else {
@@ -495,6 +521,10 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
     } else {
       outs[i] = layers_[i].forward(input(l.inputs[0]));
     }
+    reads(i, [&](int j) {
+      if (j >= 0 && last[static_cast<std::size_t>(j)] == i && static_cast<std::size_t>(j) != n - 1) outs[j].reset();
+    });
+    if (pc_candidate_[i] && l.inputs[0] >= 0 && pc_last[static_cast<std::size_t>(l.inputs[0])] == i) pc_in.erase(l.inputs[0]);
   }
   if (!outs[n - 1].defined()) outs[n - 1] = zeros_for(static_cast<int>(n - 1));
   return outs;

@@ -55,6 +55,25 @@ TEST(Darts, PartialChannelsWithKOneEqualsDarts) {
   }
 }
 
+TEST(Darts, ChannelsLastComputesTheSameNumbers) {
+  for (const auto& space : {tiny_nb201(), tiny_darts()}) {
+    SupernetOptions nchw, nhwc;
+    nhwc.channels_last = true;
+    nhwc.partial_channels = nchw.partial_channels = 2;
+    ::torch::manual_seed(5);
+    Supernet a(space, nchw);
+    ::torch::manual_seed(5);
+    Supernet b(space, nhwc);
+    auto x = ::torch::randn({6, 1, 8, 8});
+    auto ya = a->forward_mixed(x, a->mixing_weights());
+    auto yb = b->forward_mixed(x, b->mixing_weights());
+    EXPECT_LT(max_diff(ya, yb), 1e-5) << space.name();
+    auto ga = ::torch::autograd::grad({ya.pow(2).sum()}, a->arch_parameters());
+    auto gb = ::torch::autograd::grad({yb.pow(2).sum()}, b->arch_parameters());
+    for (std::size_t i = 0; i < ga.size(); ++i) EXPECT_LT(max_diff(ga[i], gb[i]), 1e-4) << space.name();
+  }
+}
+
 TEST(Darts, PartialChannelsShrinkTheEdgesAndRunEveryMode) {
   auto space = tiny_darts();
   SupernetOptions pc;

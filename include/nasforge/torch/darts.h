@@ -33,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include "nasforge/cost_model.h"
@@ -101,6 +102,12 @@ struct DartsOptions {
 /// The published defaults of `algorithm` (DARTS, Liu et al.; PC-DARTS, Xu et al. with K = 4;
 /// DARTS-PT's tuning settings). Throws InvalidArgument for an unknown name.
 DartsOptions darts_preset(const std::string& algorithm);
+
+/// Sets the fields of `o` named by the keys of `j` (a JSON object of numbers, booleans and
+/// strings: "epochs", "arch_lr", "warmup_epochs", "partial_channels", "edge_normalization",
+/// "channels_last", "candidate_affine", "pt_interval", "pt_eval_samples", "pt_criterion", ...).
+/// Throws InvalidArgument naming an unknown key or a value of the wrong type.
+void darts_options_from_json(DartsOptions& o, const nlohmann::json& j);
 
 /// What one epoch of a differentiable search saw.
 struct DartsEpoch {
