@@ -220,7 +220,7 @@ int cmd_search_darts(const Args& a) {
   o.resume = a.resume;
   o.progress = true;
   std::unique_ptr<CostModel> lut_model;
-  if (a.latency_weight > 0 || a.latency_budget > 0) {
+  if (a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty()) {  // --cost alone: report E[LAT]
     LatencyTable table;
     if (!a.cost.empty()) {
       std::ifstream in(a.cost);
@@ -241,7 +241,7 @@ int cmd_search_darts(const Args& a) {
       fmt::print("profiled {} layer configurations of the supernet at batch {} in {:.1f} s\n", table.ms.size() - before,
                  po.batch, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
-    o.latency_weight = a.latency_weight > 0 ? a.latency_weight : 1.0;
+    o.latency_weight = a.latency_weight > 0 ? a.latency_weight : a.latency_budget > 0 ? 1.0 : 0.0;
     o.latency_budget_ms = a.latency_budget;
     lut_model = make_lut_cost_model(space, table);
     o.latency = std::move(table);

@@ -283,6 +283,19 @@ DartsSearch::DartsSearch(const SearchSpace& space, const DartsOptions& o) : spac
       ::torch::optim::AdamOptions(o.arch_lr).betas({o.arch_beta1, o.arch_beta2}).weight_decay(o.arch_weight_decay));
   decided_.assign(space_.decisions().size(), -1);
   topology_.assign(space_.decisions().size(), kUndecided);
+  if (o.algorithm == "darts-pt") {
+    // DARTS-PT searches the DARTS space without `none` (its s5 space; NB201 keeps it): in a
+    // cell whose nodes choose their inputs, `none` is masked out from the start.
+    const CellLayout layout = layout_of(space_, net_->structure());
+    std::set<std::string> selecting;
+    for (const auto& [idec, edges] : layout.node_edges) selecting.insert(group_of(space_.decisions()[idec].name));
+    for (std::size_t d = 0; d < layout.zero.size(); ++d) {
+      if (layout.zero[d].empty() || !selecting.count(group_of(space_.decisions()[d].name))) continue;
+      std::vector<bool> keep(layout.zero[d].size());
+      for (std::size_t k = 0; k < keep.size(); ++k) keep[k] = !layout.zero[d][k];
+      if (std::find(keep.begin(), keep.end(), true) != keep.end()) net_->set_mask(d, keep);
+    }
+  }
   if (o_.latency) (void)expected_latency_ms();  // a table without the supernet's layers fails now, not mid-search
 }
 

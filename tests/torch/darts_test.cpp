@@ -313,6 +313,33 @@ TEST(Darts, ResumedSearchEndsWhereAnUninterruptedOneDoes) {
   }
 }
 
+TEST(Darts, EveryAlgorithmRunsOnTheDartsSpace) {
+  auto space = tiny_darts();
+  TensorData data = synthetic_data(128, {1, 8, 8}, 3, 3);
+  for (const char* algo : {"darts", "darts2", "pc-darts", "darts-pt"}) {
+    DartsOptions o = darts_preset(algo);
+    o.epochs = 1;
+    o.batch = 16;
+    o.steps_per_epoch = 2;
+    o.warmup_epochs = 0;
+    o.supernet.partial_channels = std::string(algo) == "pc-darts" ? 2 : 0;
+    o.pt_interval = 1;
+    o.pt_eval_samples = 16;
+    DartsResult r = run_darts(space, data, o);
+    const auto active = space.active(r.derived);
+    const auto& ds = space.decisions();
+    for (std::size_t d = 0; d < ds.size(); ++d) {  // the DARTS rule: no `none` on a kept edge
+      if (active[d] && ds[d].kind == DecisionKind::kOp) {
+        EXPECT_NE(r.derived[d], 0U) << algo << " " << ds[d].name;
+      }
+    }
+    if (std::string(algo) == "darts-pt") {  // 14 edge steps + 3 topology steps, both cell types each
+      EXPECT_EQ(r.projections.size(), 2U * (14 + 3)) << algo;
+      EXPECT_EQ(r.epochs.size(), 1U + 16U + 1U) << algo;
+    }
+  }
+}
+
 TEST(Darts, BadInputIsAClearError) {
   auto space = tiny_nb201();
   DartsOptions o = darts_preset("darts");
