@@ -1,0 +1,87 @@
+#pragma once
+/// \file few_shot.h
+/// Few-shot NAS building blocks (Zhao et al., ICML 2021; GM-NAS, Hu et al., ICLR 2022;
+/// ALGORITHMS.md section 5): the gradient-matching (GM) score of an edge, the partition of its
+/// ops into groups whose gradients on the shared weights agree, the choice of the edge to
+/// split, and the baselines (random partition, one group per op).
+///
+/// A sub-supernet is a supernet whose masks restrict some edges to a group of their ops
+/// (`Supernet::set_mask`): mixing weights are the softmax over the enabled ops only and
+/// single-path sampling draws only enabled ops.
+///
+/// ```cpp
+/// auto batches = [&](std::size_t r) { return loader.batch(r % loader.num_batches()); };
+/// nasforge::EdgeSplit s = nasforge::choose_split(*supernet, batches, {}, /*branch=*/2);
+/// for (const auto& group : s.groups) { /* a child: supernet masks with s.decision := group */ }
+/// ```
+///
+/// Which weights are "shared": the candidates of every other op decision, and the fixed layers
+/// between the first and the last mixed slot of the network (NB201's inter-stage ResNet
+/// blocks; in the DARTS space also the cells' preprocessing convs, which the reference code
+/// leaves out). The stem and the classifier are not; neither are the candidates of the edge
+/// itself, in any cell that shares its decision.
+///
+/// Which edge is split: the unsplit edge whose best partition has the largest cut (the sum of
+/// the distances between ops in different groups), NB201's rule in the reference code; its
+/// DARTS-space code picks the smallest intra-group cost instead, which differs when groups have
+/// unequal sizes. One rule for every space here.
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "nasforge/random.h"
+#include "nasforge/torch/supernet.h"
+
+namespace nasforge {
+
+/// Settings of the gradient-matching score.
+struct GradientMatchOptions {
+  std::size_t repeats = 100;  ///< each repeat takes a fresh training batch; distances are averaged
+  /// true: op o alone on the edge (weight 1, NB201 reference); false: o keeps its soft weight
+  /// and the edge's other ops get 0 (the DARTS-space reference code).
+  bool hard = true;
+};
+
+/// A source of training batches: batch(r) for repeat r = 0, 1, ...
+using BatchSource = std::function<std::pair<::torch::Tensor, ::torch::Tensor>(std::size_t repeat)>;
+
+/// The shared weights the GM score compares for op decision `decision` (see the file comment).
+std::vector<::torch::Tensor> shared_parameters(SupernetImpl& net, std::size_t decision);
+
+/// D[a][b] = mean over repeats of 1 - cos(g_a, g_b), where g_o is the gradient of the
+/// cross-entropy on the repeat's batch w.r.t. the shared weights (flattened and concatenated),
+/// with op o on edge `decision` and every other edge mixed by the current mixing weights; BN in
+/// train mode, the same batch for every op of a repeat. Rows and columns of masked options are
+/// NaN. Leaves the supernet's weights and gradients unchanged.
+std::vector<std::vector<double>> gradient_match_distances(SupernetImpl& net, std::size_t decision, const BatchSource& batch,
+                                                          const GradientMatchOptions& options = {});
+
+/// A split of one edge into groups of its options.
+struct EdgeSplit {
+  std::size_t decision = 0;
+  std::vector<std::vector<std::uint32_t>> groups;  ///< option indices, ascending within a group
+  double intra = 0;  ///< sum of distances between options of the same group
+  double cut = 0;    ///< sum of distances between options of different groups (the edge's score)
+};
+
+/// The partition of `options` into `branch` groups whose sizes differ by at most one (NB201:
+/// 5 ops into 2 + 3) with the least total intra-group distance; exhaustive (ties: the first
+/// in enumeration order). Throws InvalidArgument when branch < 2 or exceeds the option count.
+EdgeSplit best_partition(const std::vector<std::vector<double>>& distances, const std::vector<std::uint32_t>& options,
+                         std::size_t branch);
+
+/// A uniformly random partition with the same group sizes (the random-split baseline).
+EdgeSplit random_partition(const std::vector<std::uint32_t>& options, std::size_t branch, Rng& rng);
+
+/// The op decisions a split may still choose: every option enabled and more than one option.
+std::vector<std::size_t> unsplit_edges(const SupernetImpl& net);
+
+/// Scores every unsplit edge and returns the split of the one with the largest cut.
+EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& options,
+                       std::size_t branch);
+
+}  // namespace nasforge

@@ -1,0 +1,204 @@
+// Few-shot NAS: gradient-matching distances, partitions, the edge to split (ALGORITHMS.md 5).
+#include "nasforge/torch/few_shot.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "nasforge/error.h"
+
+namespace nasforge {
+
+std::vector<::torch::Tensor> shared_parameters(SupernetImpl& net, std::size_t decision) {
+  const auto& layers = net.structure().layers;
+  const auto& ds = net.space().decisions();
+  NASFORGE_CHECK(decision < ds.size() && ds[decision].kind == DecisionKind::kOp,
+                 "shared_parameters: decision {} is not an op decision of space \"{}\"", decision, net.space().name());
+  std::vector<int> owner(layers.size(), -1);  // candidate layer -> its op decision
+  std::size_t first = layers.size(), last = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].op != "mixed") continue;
+    for (int c : layers[i].inputs) {
+      owner[static_cast<std::size_t>(c)] = static_cast<int>(layers[i].attrs.i("decision"));
+      first = std::min(first, static_cast<std::size_t>(c));
+    }
+    last = i;
+  }
+  std::vector<::torch::Tensor> out;
+  for (const auto& p : net.named_parameters()) {
+    const std::string& name = p.key();  // "l<layer>.<path>"
+    if (name.size() < 2 || name[0] != 'l' || !std::isdigit(static_cast<unsigned char>(name[1]))) continue;
+    const auto i = static_cast<std::size_t>(std::stoul(name.substr(1, name.find('.') - 1)));
+    const bool other_candidate = owner[i] >= 0 && static_cast<std::size_t>(owner[i]) != decision;
+    const bool between = owner[i] < 0 && i > first && i < last;
+    if (other_candidate || between) out.push_back(p.value());
+  }
+  return out;
+}
+
+std::vector<std::vector<double>> gradient_match_distances(SupernetImpl& net, std::size_t decision, const BatchSource& batch,
+                                                          const GradientMatchOptions& o) {
+  NASFORGE_CHECK(o.repeats >= 1, "gradient_match_distances: repeats must be >= 1");
+  const auto shared = shared_parameters(net, decision);
+  NASFORGE_CHECK(!shared.empty(), "gradient_match_distances: decision \"{}\" has no shared weights to compare",
+                 net.space().decisions()[decision].name);
+  const auto& mask = net.mask(decision);
+  const std::size_t k = mask.size();
+  std::vector<std::vector<double>> dist(k, std::vector<double>(k, 0.0));
+  const bool was_training = net.is_training();
+  net.train();
+  for (std::size_t r = 0; r < o.repeats; ++r) {
+    auto [x, y] = batch(r);
+    std::vector<::torch::Tensor> base;
+    for (const auto& w : net.mixing_weights()) base.push_back(w.defined() ? w.detach() : w);
+    std::vector<::torch::Tensor> g(k);
+    for (std::size_t op = 0; op < k; ++op) {
+      if (!mask[op]) continue;
+      auto theta = base;
+      auto row = ::torch::zeros_like(base[decision]);
+      row[static_cast<std::int64_t>(op)] = o.hard ? ::torch::ones({}, row.options()) : base[decision][static_cast<std::int64_t>(op)];
+      theta[decision] = row;
+      auto loss = ::torch::nn::functional::cross_entropy(net.forward_mixed(x, theta), y);
+      auto grads = ::torch::autograd::grad({loss}, shared, {}, false, false, /*allow_unused=*/true);
+      std::vector<::torch::Tensor> flat;
+      for (std::size_t i = 0; i < grads.size(); ++i) {
+        flat.push_back(grads[i].defined() ? grads[i].reshape({-1}).to(::torch::kDouble)
+                                          : ::torch::zeros({shared[i].numel()}, ::torch::kDouble));
+      }
+      g[op] = ::torch::cat(flat);
+    }
+    for (std::size_t a = 0; a < k; ++a) {
+      for (std::size_t b = a + 1; b < k; ++b) {
+        if (!mask[a] || !mask[b]) continue;
+        const double cos = (g[a] * g[b]).sum().item<double>() / (g[a].norm().item<double>() * g[b].norm().item<double>() + 1e-6);
+        dist[a][b] += (1.0 - cos) / static_cast<double>(o.repeats);
+        dist[b][a] = dist[a][b];
+      }
+    }
+  }
+  net.train(was_training);
+  for (std::size_t a = 0; a < k; ++a) {
+    for (std::size_t b = 0; b < k; ++b) {
+      if (!mask[a] || !mask[b]) dist[a][b] = std::nan("");
+    }
+  }
+  return dist;
+}
+
+namespace {
+// Group sizes for n items in `branch` groups, differing by at most one (larger groups last).
+std::vector<std::size_t> group_sizes(std::size_t n, std::size_t branch) {
+  NASFORGE_CHECK(branch >= 2 && branch <= n, "partition: cannot split {} options into {} groups (need 2 <= groups <= options)",
+                 n, branch);
+  std::vector<std::size_t> s(branch, n / branch);
+  for (std::size_t i = 0; i < n % branch; ++i) ++s[branch - 1 - i];
+  return s;
+}
+
+void score(EdgeSplit& s, const std::vector<std::vector<double>>& d) {
+  s.intra = s.cut = 0;
+  std::vector<std::pair<std::uint32_t, std::size_t>> all;  // (option, group)
+  for (std::size_t g = 0; g < s.groups.size(); ++g) {
+    for (auto o : s.groups[g]) all.emplace_back(o, g);
+  }
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    for (std::size_t j = i + 1; j < all.size(); ++j) {
+      const double v = d.empty() ? 0.0 : d[all[i].first][all[j].first];
+      (all[i].second == all[j].second ? s.intra : s.cut) += v;
+    }
+  }
+}
+}  // namespace
+
+EdgeSplit best_partition(const std::vector<std::vector<double>>& d, const std::vector<std::uint32_t>& options,
+                         std::size_t branch) {
+  const auto sizes = group_sizes(options.size(), branch);
+  for (auto o : options) {
+    NASFORGE_CHECK(o < d.size() && d[o].size() == d.size(), "best_partition: option {} outside the {}x{} distance matrix", o,
+                   d.size(), d.size());
+  }
+  // Enumerate assignments option -> group with the required group sizes; a group's first
+  // member fixes its label among equal-sized groups, so each partition appears once per
+  // ordering of same-size groups (cheap for the <= 8 options of the shipped spaces).
+  EdgeSplit best;
+  best.intra = std::numeric_limits<double>::infinity();
+  std::vector<std::size_t> assign(options.size()), count(branch, 0);
+  std::function<void(std::size_t)> rec = [&](std::size_t i) {
+    if (i == options.size()) {
+      EdgeSplit s;
+      s.groups.assign(branch, {});
+      for (std::size_t k = 0; k < options.size(); ++k) s.groups[assign[k]].push_back(options[k]);
+      score(s, d);
+      if (s.intra < best.intra) best = std::move(s);
+      return;
+    }
+    for (std::size_t g = 0; g < branch; ++g) {
+      if (count[g] == sizes[g]) continue;
+      // Symmetry: an empty group may only be opened if every earlier group of the same size is used.
+      bool skip = false;
+      if (count[g] == 0) {
+        for (std::size_t h = 0; h < g; ++h) skip |= sizes[h] == sizes[g] && count[h] == 0;
+      }
+      if (skip) continue;
+      assign[i] = g;
+      ++count[g];
+      rec(i + 1);
+      --count[g];
+    }
+  };
+  rec(0);
+  return best;
+}
+
+EdgeSplit random_partition(const std::vector<std::uint32_t>& options, std::size_t branch, Rng& rng) {
+  const auto sizes = group_sizes(options.size(), branch);
+  std::vector<std::uint32_t> perm = options;
+  for (std::size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng.uniform(i)]);
+  EdgeSplit s;
+  std::size_t at = 0;
+  for (std::size_t g = 0; g < branch; ++g) {
+    std::vector<std::uint32_t> group(perm.begin() + static_cast<std::ptrdiff_t>(at),
+                                     perm.begin() + static_cast<std::ptrdiff_t>(at + sizes[g]));
+    std::sort(group.begin(), group.end());
+    s.groups.push_back(std::move(group));
+    at += sizes[g];
+  }
+  return s;
+}
+
+std::vector<std::size_t> unsplit_edges(const SupernetImpl& net) {
+  std::vector<std::size_t> out;
+  const auto& ds = net.space().decisions();
+  for (std::size_t d = 0; d < ds.size(); ++d) {
+    if (ds[d].kind != DecisionKind::kOp || ds[d].options.size() < 2) continue;
+    const auto& m = net.mask(d);
+    if (std::all_of(m.begin(), m.end(), [](bool b) { return b; })) out.push_back(d);
+  }
+  return out;
+}
+
+EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& o, std::size_t branch) {
+  const auto edges = unsplit_edges(net);
+  NASFORGE_CHECK(!edges.empty(), "choose_split: every op decision of space \"{}\" is already split", net.space().name());
+  EdgeSplit best;
+  bool have = false;
+  for (std::size_t d : edges) {
+    const auto dist = gradient_match_distances(net, d, batch, o);
+    std::vector<std::uint32_t> opts(net.mask(d).size());
+    std::iota(opts.begin(), opts.end(), 0U);
+    EdgeSplit s = best_partition(dist, opts, branch);
+    s.decision = d;
+    if (!have || s.cut > best.cut) {
+      best = std::move(s);
+      have = true;
+    }
+  }
+  return best;
+}
+
+}  // namespace nasforge

@@ -1,0 +1,135 @@
+// Few-shot NAS: gradient matching separates ops that provably push the shared weights in
+// opposite directions, partitions are exhaustive and balanced, and the edge chosen for a split
+// is the one whose ops disagree most.
+#include "nasforge/torch/few_shot.h"
+
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "nasforge/error.h"
+#include "testing/spaces.h"
+
+namespace nasforge {
+namespace {
+
+// Edge "e" has four 1x1 convs; edge "f" (two 1x1 convs) and the linear head follow. With e's
+// convs set to +I, +I, -I, -I and f's weights at zero, f's output is zero whatever e chose, so
+// the loss's gradient w.r.t. f's output is the same for every op of e, and the gradient w.r.t.
+// f's weights (the shared weights of e) is that times e's output: equal for the two +I ops,
+// equal for the two -I ops, and exactly opposite between the pairs.
+constexpr const char* kSpace = R"({
+  "name": "gm_toy",
+  "params": {"input": [2, 4, 4], "classes": 3},
+  "ops": {"a": {"type": "conv", "kernel": 1}, "b": {"type": "conv", "kernel": 1},
+          "c": {"type": "conv", "kernel": 1}, "d": {"type": "conv", "kernel": 1}},
+  "network": [
+    {"type": "choose", "name": "e", "out": 2, "options": ["a", "b", "c", "d"]},
+    {"type": "choose", "name": "f", "out": 2, "options": ["a", "b"]},
+    {"type": "global_avg_pool"},
+    {"type": "linear", "out": "$classes"}
+  ]
+})";
+
+// Sets option `option` of op decision `decision` to `scale` x identity.
+void set_conv(Supernet& net, std::size_t decision, std::size_t option, double scale) {
+  const auto& layers = net->structure().layers;
+  ::torch::NoGradGuard no_grad;
+  for (const auto& l : layers) {
+    if (l.op != "mixed" || static_cast<std::size_t>(l.attrs.i("decision")) != decision) continue;
+    const std::string prefix = fmt::format("l{}.", l.inputs[option]);
+    for (auto& p : net->named_parameters()) {
+      if (p.key().rfind(prefix, 0) == 0) p.value().copy_(scale * ::torch::eye(2).reshape({2, 2, 1, 1}));
+    }
+  }
+}
+
+}  // namespace
+
+TEST(FewShot, GradientMatchingSeparatesOppositeOps) {
+  auto space = SearchSpace::from_string(kSpace);
+  ::torch::manual_seed(0);
+  Supernet net(space);
+  set_conv(net, 0, 0, 1);
+  set_conv(net, 0, 1, 1);
+  set_conv(net, 0, 2, -1);
+  set_conv(net, 0, 3, -1);
+  set_conv(net, 1, 0, 0);
+  set_conv(net, 1, 1, 0);
+  ASSERT_EQ(shared_parameters(*net, 0).size(), 2U);  // f's two conv weights
+  auto batch = [](std::size_t r) {
+    ::torch::manual_seed(100 + r);
+    // Large inputs: the gradients dwarf the 1e-6 in the cosine's denominator.
+    return std::pair{30 * ::torch::randn({8, 2, 4, 4}), ::torch::randint(0, 3, {8}, ::torch::kLong)};
+  };
+  GradientMatchOptions o;
+  o.repeats = 3;
+  auto d = gradient_match_distances(*net, 0, batch, o);
+  EXPECT_NEAR(d[0][1], 0.0, 1e-5);
+  EXPECT_NEAR(d[2][3], 0.0, 1e-5);
+  EXPECT_NEAR(d[0][2], 2.0, 1e-5);
+  EXPECT_NEAR(d[1][3], 2.0, 1e-5);
+  EdgeSplit s = best_partition(d, {0, 1, 2, 3}, 2);
+  ASSERT_EQ(s.groups.size(), 2U);
+  EXPECT_EQ(s.groups[0], (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_EQ(s.groups[1], (std::vector<std::uint32_t>{2, 3}));
+  EXPECT_NEAR(s.intra, 0.0, 1e-5);
+  EXPECT_NEAR(s.cut, 8.0, 1e-5);  // four cross pairs at distance 2
+  // The edge to split is e: f's ops are identical (zero weights) from e's side.
+  EXPECT_EQ(choose_split(*net, batch, o, 2).decision, 0U);
+  // Nothing accumulated into the weights' gradients.
+  for (const auto& p : net->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(FewShot, PartitionsAreBalancedExhaustiveAndRandomBaselineMatchesSizes) {
+  // Five ops (NB201): 2 + 3; the optimum puts {0, 4} together and {1, 2, 3} together.
+  std::vector<std::vector<double>> d(5, std::vector<double>(5, 1.0));
+  for (int i = 0; i < 5; ++i) d[i][i] = 0;
+  d[0][4] = d[4][0] = 0.1;
+  d[1][2] = d[2][1] = d[1][3] = d[3][1] = d[2][3] = d[3][2] = 0.2;
+  EdgeSplit s = best_partition(d, {0, 1, 2, 3, 4}, 2);
+  EXPECT_EQ(s.groups[0], (std::vector<std::uint32_t>{0, 4}));
+  EXPECT_EQ(s.groups[1], (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_NEAR(s.intra, 0.1 + 0.6, 1e-12);
+  EXPECT_NEAR(s.cut, 6 * 1.0, 1e-12);
+  // Exhaustive: no partition with sizes 2 + 3 has a smaller intra cost.
+  Rng rng(3);
+  for (int t = 0; t < 200; ++t) {
+    EdgeSplit r = random_partition({0, 1, 2, 3, 4}, 2, rng);
+    ASSERT_EQ(r.groups[0].size() + r.groups[1].size(), 5U);
+    EXPECT_EQ(std::min(r.groups[0].size(), r.groups[1].size()), 2U);
+    double intra = 0;
+    for (const auto& g : r.groups) {
+      for (std::size_t i = 0; i < g.size(); ++i) {
+        for (std::size_t j = i + 1; j < g.size(); ++j) intra += d[g[i]][g[j]];
+      }
+    }
+    EXPECT_GE(intra, s.intra - 1e-12);
+  }
+  // Three groups of 7 ops (DARTS without none): sizes 2, 2, 3.
+  std::vector<std::vector<double>> d7(7, std::vector<double>(7, 1.0));
+  EdgeSplit s7 = best_partition(d7, {0, 1, 2, 3, 4, 5, 6}, 3);
+  EXPECT_EQ(s7.groups.size(), 3U);
+  EXPECT_THROW(best_partition(d, {0, 1}, 3), InvalidArgument);
+}
+
+TEST(FewShot, UnsplitEdgesFollowTheMasks) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}});
+  Supernet net(space);
+  EXPECT_EQ(unsplit_edges(*net).size(), 6U);
+  net->set_mask(2, {true, false, true, false, true});
+  auto left = unsplit_edges(*net);
+  EXPECT_EQ(left.size(), 5U);
+  EXPECT_EQ(std::count(left.begin(), left.end(), 2U), 0);
+  // NB201's shared weights for an edge: the other edges' candidates and the ResNet blocks, not
+  // the stem or the classifier.
+  auto shared = shared_parameters(*net, 0);
+  std::int64_t n = 0;
+  for (const auto& p : shared) n += p.numel();
+  std::int64_t all = 0;
+  for (const auto& p : net->parameters()) all += p.numel();
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, all);
+}
+
+}  // namespace nasforge
