@@ -9,7 +9,8 @@
 // 3. train: the derived cell's network from scratch for a few epochs (a PC-DARTS supernet holds
 //    narrower candidates than the real network, so nothing is inherited).
 // 4. measure: the trained network's latency on this CPU, next to the table's prediction.
-// Writes OUT_DIR/search (result.json, weights.svg: the op weights per epoch, checkpoint.pt),
+// Writes OUT_DIR/profile.json (the table and budget, reused by a rerun), OUT_DIR/search
+// (result.json, weights.svg: the op weights per epoch, checkpoint.pt),
 // OUT_DIR/model (arch.json + weights.pt) and OUT_DIR/demo.json (the summary below).
 //
 //   nasforge_hardware_aware_darts [OUT_DIR] [SEARCH_EPOCHS] [TRAIN_EPOCHS] [SEARCH_IMAGES]
@@ -54,18 +55,30 @@ int main(int argc, char** argv) {
                                                   {{"N", "1"}, {"C", "16"}, {"input", "[1,28,28]"}});
     std::filesystem::create_directories(out);
 
-    fmt::print("[1/4 profile] timing the space's layers on this CPU (batch 1, 1 thread)\n");
     nasforge::ProfileOptions po;  // batch 1, one thread, median of >= 15 calls and >= 40 ms
-    nasforge::LatencyTable table = nasforge::profile_space(space, po, /*samples=*/200, /*calibration=*/10, /*seed=*/0);
-    nasforge::profile_layers(table, {space.supernet()}, po);  // the supernet's node sums too
+    nasforge::LatencyTable table;
+    double budget = 0;
+    const std::string profile_path = out + "/profile.json";
+    if (std::ifstream in(profile_path); in) {  // a rerun: the same table and budget, so the search resumes
+      auto j = nlohmann::json::parse(in);
+      table = nasforge::LatencyTable::from_json(j.at("table"));
+      budget = j.at("budget_ms");
+      fmt::print("[1/4 profile] reusing {} (budget {:.3f} ms)\n", profile_path, budget);
+    } else {
+      fmt::print("[1/4 profile] timing the space's layers on this CPU (batch 1, 1 thread)\n");
+      table = nasforge::profile_space(space, po, /*samples=*/200, /*calibration=*/10, /*seed=*/0);
+      nasforge::profile_layers(table, {space.supernet()}, po);  // the supernet's node sums too
+      auto model = nasforge::make_lut_cost_model(space, table);
+      nasforge::Rng rng(1);
+      std::vector<double> lat;
+      for (int i = 0; i < 1000; ++i) lat.push_back(model->predict(space.sample(rng)));
+      std::nth_element(lat.begin(), lat.begin() + 500, lat.end());
+      budget = lat[500];
+      std::ofstream(profile_path) << nlohmann::json{{"table", table.to_json()}, {"budget_ms", budget}}.dump() << "\n";
+      fmt::print("  {} layer configurations in {:.0f} s; budget = median of 1,000 random networks = {:.3f} ms\n",
+                 table.ms.size(), since(t0), budget);
+    }
     auto lut = nasforge::make_lut_cost_model(space, table);
-    nasforge::Rng rng(1);
-    std::vector<double> lat;
-    for (int i = 0; i < 1000; ++i) lat.push_back(lut->predict(space.sample(rng)));
-    std::nth_element(lat.begin(), lat.begin() + 500, lat.end());
-    const double budget = lat[500];
-    fmt::print("  {} layer configurations in {:.0f} s; budget = median of 1,000 random networks = {:.3f} ms\n",
-               table.ms.size(), since(t0), budget);
 
     fmt::print("[2/4 search] PC-DARTS on {} Fashion-MNIST images under the {:.3f} ms budget\n", images, budget);
     auto train_set = nasforge::load_fashion_mnist(true), test_set = nasforge::load_fashion_mnist(false);

@@ -17,6 +17,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "detail/files.h"
 #include "nasforge/error.h"
 #include "nasforge/pareto.h"
 
@@ -95,17 +96,7 @@ Trial trial_from(const json& j) {
   return t;
 }
 
-void write_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw InvalidArgument(fmt::format("{}: cannot write", tmp.string()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw InvalidArgument(fmt::format("{}: cannot rename {} into place: {}", path.string(), tmp.string(), ec.message()));
-}
+using detail::write_file_atomic;
 
 // What a resumed search must share with the checkpoint it continues.
 json settings_json(const SearchOptions& o) {
@@ -290,7 +281,7 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
            {"strategy", strategy.name()}, {"seed", o.seed}, {"settings", settings_json(o)}, {"strategy_state", strategy.state()},
            {"wall_seconds", r.wall_seconds}, {"simulated_seconds", r.simulated_seconds}, {"history", json::array()}};
     for (const auto& t : r.history) j["history"].push_back(trial_json(t));
-    write_atomic(ckpt, j.dump(-1, ' ', false, json::error_handler_t::replace));
+    write_file_atomic(ckpt, j.dump(-1, ' ', false, json::error_handler_t::replace));
   };
 
   std::optional<tbb::global_control> limit;
@@ -382,7 +373,7 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
     if (t.failed) j["error"] = t.error;
     res["history"].push_back(std::move(j));
   }
-  write_atomic(dir / "result.json", res.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  write_file_atomic(dir / "result.json", res.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
 
   std::string csv = "id,arch,failed";
   for (const auto& m : names) csv += "," + m;
@@ -401,7 +392,7 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
     }
     csv += "\n";
   }
-  write_atomic(dir / "history.csv", csv);
+  write_file_atomic(dir / "history.csv", csv);
 
   if (o.objectives.size() == 2) {
     std::vector<Metrics> true_front;
@@ -416,7 +407,7 @@ SearchResult run_search(const SearchSpace& space, Strategy& strategy, const Eval
       }
       for (std::size_t i : feasible_front(all)) true_front.push_back(all[i].metrics);
     }
-    write_atomic(dir / "front.svg", svg_plot(o, r.history, r.front, true_front));
+    write_file_atomic(dir / "front.svg", svg_plot(o, r.history, r.front, true_front));
   }
   return r;
 }

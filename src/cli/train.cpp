@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "cli/args.h"
+#include "detail/files.h"
 #include "nasforge/costs.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/torch/darts.h"
@@ -211,6 +212,11 @@ int cmd_search_darts(const Args& a) {
   nlohmann::json extra = nlohmann::json::parse(a.strategy_options, nullptr, false);
   if (extra.is_discarded()) throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
   darts_options_from_json(o, extra);
+  if (a.epochs_set && !extra.contains("warmup_epochs") && o.warmup_epochs > 0) {
+    // The preset's warm-up belongs to its 50 epochs (PC-DARTS: 15): keep the same share.
+    const auto preset_epochs = darts_preset(a.strategy).epochs;
+    o.warmup_epochs = o.warmup_epochs * a.epochs / preset_epochs;
+  }
   if (a.epochs_set) o.epochs = a.epochs;
   if (a.batch_set) o.batch = a.batch;
   if (a.lr_set) o.lr = a.lr;
@@ -278,7 +284,7 @@ int cmd_search_darts(const Args& a) {
   nlohmann::json res = nlohmann::json::parse(in);
   in.close();
   res["derived_summary"] = summary;
-  std::ofstream(path) << res.dump(2) << "\n";
+  detail::write_file_atomic(path, res.dump(2) + "\n");
   fmt::print("{}/result.json, {}/weights.svg\n", a.out, a.out);
   return 0;
 }

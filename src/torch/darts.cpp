@@ -21,6 +21,8 @@
 #include "nasforge/error.h"
 #include "nasforge/random.h"
 #include "nasforge/torch/latency.h"
+#include "detail/files.h"
+#include "torch/schedule.h"
 #include "torch/thread_scope.h"
 
 namespace nasforge {
@@ -61,18 +63,17 @@ std::set<std::int64_t> sources_of(const std::string& option) {
   return out;
 }
 
+// The option of inputs decision `d` that keeps exactly `sources`.
+std::uint32_t option_keeping(const SearchSpace& space, std::size_t d, const std::set<std::int64_t>& sources) {
+  const auto& opts = space.decisions()[d].options;
+  for (std::uint32_t o = 0; o < opts.size(); ++o) {
+    if (sources_of(opts[o].as_string()) == sources) return o;
+  }
+  throw InvalidArgument(fmt::format("darts: no option of \"{}\" keeps the inputs {}", space.decisions()[d].name,
+                                    fmt::join(sources, "+")));
+}
+
 std::string group_of(const std::string& decision_name) { return decision_name.substr(0, decision_name.find('.')); }
-
-double cosine_lr(double lr, double lr_min, std::int64_t epoch, std::int64_t epochs) {
-  if (epochs <= 1) return lr;
-  return lr_min + 0.5 * (lr - lr_min) * (1.0 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(epochs)));
-}
-
-std::string format_duration(double s) {
-  if (!std::isfinite(s) || s < 0) return "?";
-  const auto t = static_cast<long long>(s + 0.5);
-  return t >= 3600 ? fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60) : fmt::format("{}m{:02}s", t / 60, t % 60);
-}
 
 // Per op decision: which options are the zero op; per inputs decision: the edges entering its node.
 struct CellLayout {
@@ -140,18 +141,6 @@ Projection projection_from(const json& j) {
   return p;
 }
 
-void write_text_atomic(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw InvalidArgument(fmt::format("{}: cannot write", tmp.string()));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw InvalidArgument(fmt::format("{}: cannot rename {} into place: {}", path.string(), tmp.string(), ec.message()));
-}
-
 TensorData subset(const TensorData& d, const std::vector<std::int64_t>& idx) {
   auto i = ::torch::tensor(idx, ::torch::kLong).to(d.images.device());
   return {d.images.index_select(0, i), d.labels.index_select(0, i)};
@@ -184,64 +173,85 @@ DartsOptions darts_preset(const std::string& algorithm) {
                                     algorithm));
 }
 
+namespace {
+// Calls f(name, field) for every field of DartsOptions that JSON can carry (all but the
+// latency table and the callback), so that reading, writing and comparing settings share one list.
+template <typename Options, typename F>
+void visit_fields(Options& o, F&& f) {
+  f("algorithm", o.algorithm);
+  f("epochs", o.epochs);
+  f("batch", o.batch);
+  f("train_portion", o.train_portion);
+  f("steps_per_epoch", o.steps_per_epoch);
+  f("lr", o.lr);
+  f("lr_min", o.lr_min);
+  f("momentum", o.momentum);
+  f("weight_decay", o.weight_decay);
+  f("nesterov", o.nesterov);
+  f("grad_clip", o.grad_clip);
+  f("arch_lr", o.arch_lr);
+  f("arch_beta1", o.arch_beta1);
+  f("arch_beta2", o.arch_beta2);
+  f("arch_weight_decay", o.arch_weight_decay);
+  f("hvp_radius", o.hvp_radius);
+  f("warmup_epochs", o.warmup_epochs);
+  f("partial_channels", o.supernet.partial_channels);
+  f("edge_normalization", o.supernet.edge_normalization);
+  f("candidate_affine", o.supernet.candidate_affine);
+  f("channels_last", o.supernet.channels_last);
+  f("latency_weight", o.latency_weight);
+  f("latency_budget_ms", o.latency_budget_ms);
+  f("pt_interval", o.pt_interval);
+  f("pt_criterion", o.pt_criterion);
+  f("pt_eval_samples", o.pt_eval_samples);
+  f("pt_lr", o.pt_lr);
+  f("seed", o.seed);
+  f("threads", o.threads);
+}
+
+// 64-bit FNV-1a: a stable fingerprint of a latency table's JSON for the resume check.
+std::string fingerprint(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  return fmt::format("{:016x}", h);
+}
+}  // namespace
+
+nlohmann::json darts_options_to_json(const DartsOptions& o) {
+  json j = json::object();
+  visit_fields(o, [&](const char* key, const auto& field) { j[key] = field; });
+  return j;
+}
+
 void darts_options_from_json(DartsOptions& o, const nlohmann::json& j) {
   NASFORGE_CHECK(j.is_object(), "darts options: expected a JSON object, found {}", j.dump());
-  std::map<std::string, std::function<void(const json&)>> set;
-  auto number = [&](const char* key, auto& field) {
-    set[key] = [&field, key](const json& v) {
-      NASFORGE_CHECK(v.is_number(), "darts options: \"{}\" must be a number, found {}", key, v.dump());
-      field = v.get<std::decay_t<decltype(field)>>();
-    };
-  };
-  auto flag = [&](const char* key, bool& field) {
-    set[key] = [&field, key](const json& v) {
+  std::set<std::string> known;
+  visit_fields(o, [&](const char* key, auto& field) {
+    known.insert(key);
+    auto it = j.find(key);
+    if (it == j.end()) return;
+    const json& v = *it;
+    using T = std::decay_t<decltype(field)>;
+    if constexpr (std::is_same_v<T, bool>) {
       NASFORGE_CHECK(v.is_boolean(), "darts options: \"{}\" must be true or false, found {}", key, v.dump());
       field = v.get<bool>();
-    };
-  };
-  auto text = [&](const char* key, std::string& field) {
-    set[key] = [&field, key](const json& v) {
+    } else if constexpr (std::is_same_v<T, std::string>) {
       NASFORGE_CHECK(v.is_string(), "darts options: \"{}\" must be a string, found {}", key, v.dump());
       field = v.get<std::string>();
-    };
-  };
-  text("algorithm", o.algorithm);
-  number("epochs", o.epochs);
-  number("batch", o.batch);
-  number("train_portion", o.train_portion);
-  number("steps_per_epoch", o.steps_per_epoch);
-  number("lr", o.lr);
-  number("lr_min", o.lr_min);
-  number("momentum", o.momentum);
-  number("weight_decay", o.weight_decay);
-  flag("nesterov", o.nesterov);
-  number("grad_clip", o.grad_clip);
-  number("arch_lr", o.arch_lr);
-  number("arch_beta1", o.arch_beta1);
-  number("arch_beta2", o.arch_beta2);
-  number("arch_weight_decay", o.arch_weight_decay);
-  number("hvp_radius", o.hvp_radius);
-  number("warmup_epochs", o.warmup_epochs);
-  number("partial_channels", o.supernet.partial_channels);
-  flag("edge_normalization", o.supernet.edge_normalization);
-  flag("candidate_affine", o.supernet.candidate_affine);
-  flag("channels_last", o.supernet.channels_last);
-  number("latency_weight", o.latency_weight);
-  number("latency_budget_ms", o.latency_budget_ms);
-  number("pt_interval", o.pt_interval);
-  text("pt_criterion", o.pt_criterion);
-  number("pt_eval_samples", o.pt_eval_samples);
-  number("pt_lr", o.pt_lr);
-  number("seed", o.seed);
-  number("threads", o.threads);
-  for (const auto& [key, v] : j.items()) {
-    auto it = set.find(key);
-    if (it == set.end()) {
-      std::vector<std::string> names;
-      for (const auto& [k, f] : set) names.push_back(k);
-      throw InvalidArgument(fmt::format("darts options: unknown key \"{}\"; known: {}", key, fmt::join(names, ", ")));
+    } else if constexpr (std::is_integral_v<T>) {
+      NASFORGE_CHECK(v.is_number_integer() && (std::is_signed_v<T> || v.get<std::int64_t>() >= 0),
+                     "darts options: \"{}\" must be an integer{}, found {}", key, std::is_signed_v<T> ? "" : " >= 0",
+                     v.dump());
+      field = v.get<T>();
+    } else {
+      NASFORGE_CHECK(v.is_number(), "darts options: \"{}\" must be a number, found {}", key, v.dump());
+      field = v.get<T>();
     }
-    it->second(v);
+  });
+  for (const auto& [key, v] : j.items()) {
+    if (!known.count(key)) {
+      throw InvalidArgument(fmt::format("darts options: unknown key \"{}\"; known: {}", key, fmt::join(known, ", ")));
+    }
   }
 }
 
@@ -254,15 +264,31 @@ DartsSearch::DartsSearch(const SearchSpace& space, const DartsOptions& o) : spac
   NASFORGE_CHECK(o.epochs >= 0 && o.batch >= 1 && o.steps_per_epoch >= 0 && o.warmup_epochs >= 0,
                  "darts: expected epochs >= 0, batch >= 1, steps_per_epoch >= 0, warmup_epochs >= 0; got {}, {}, {}, {}",
                  o.epochs, o.batch, o.steps_per_epoch, o.warmup_epochs);
+  NASFORGE_CHECK(o.epochs == 0 || o.warmup_epochs < o.epochs,
+                 "darts: warmup_epochs ({}) must be below epochs ({}), else no architecture step ever runs", o.warmup_epochs,
+                 o.epochs);
   NASFORGE_CHECK(o.train_portion > 0 && o.train_portion < 1, "darts: train_portion must be in (0, 1), got {}", o.train_portion);
-  NASFORGE_CHECK(o.lr > 0 && o.lr_min >= 0 && o.arch_lr > 0 && o.momentum >= 0 && o.momentum < 1 && o.weight_decay >= 0,
-                 "darts: expected lr > 0, lr_min >= 0, arch_lr > 0, momentum in [0, 1), weight_decay >= 0");
+  NASFORGE_CHECK(o.lr > 0 && o.lr_min >= 0 && o.momentum >= 0 && o.momentum < 1 && o.weight_decay >= 0 && o.grad_clip >= 0,
+                 "darts: expected lr > 0, lr_min >= 0, momentum in [0, 1), weight_decay >= 0, grad_clip >= 0; got {}, {}, "
+                 "{}, {}, {}", o.lr, o.lr_min, o.momentum, o.weight_decay, o.grad_clip);
+  NASFORGE_CHECK(o.arch_lr > 0 && o.arch_beta1 >= 0 && o.arch_beta1 < 1 && o.arch_beta2 >= 0 && o.arch_beta2 < 1 &&
+                     o.arch_weight_decay >= 0,
+                 "darts: expected arch_lr > 0, arch_beta1 and arch_beta2 in [0, 1), arch_weight_decay >= 0; got {}, {}, {}, {}",
+                 o.arch_lr, o.arch_beta1, o.arch_beta2, o.arch_weight_decay);
+  NASFORGE_CHECK(o.hvp_radius > 0, "darts: hvp_radius must be > 0, got {}", o.hvp_radius);
   NASFORGE_CHECK(o.latency_weight >= 0 && o.latency_budget_ms >= 0,
                  "darts: latency_weight and latency_budget_ms must be >= 0, got {} and {}", o.latency_weight,
                  o.latency_budget_ms);
+  NASFORGE_CHECK(o.latency || (o.latency_weight == 0 && o.latency_budget_ms == 0),
+                 "darts: latency_weight {} / latency_budget_ms {} need a latency table (DartsOptions::latency)",
+                 o.latency_weight, o.latency_budget_ms);
+  NASFORGE_CHECK(o.latency_budget_ms == 0 || o.latency_weight > 0,
+                 "darts: a latency budget ({} ms) needs latency_weight > 0", o.latency_budget_ms);
   NASFORGE_CHECK(o.pt_criterion == "acc" || o.pt_criterion == "loss", "darts: pt_criterion must be acc or loss, got \"{}\"",
                  o.pt_criterion);
-  NASFORGE_CHECK(o.pt_interval >= 1 && o.pt_eval_samples >= 0, "darts: pt_interval must be >= 1, got {}", o.pt_interval);
+  NASFORGE_CHECK(o.pt_interval >= 1 && o.pt_eval_samples >= 0 && o.pt_lr >= 0 && o.threads >= 0,
+                 "darts: expected pt_interval >= 1, pt_eval_samples >= 0, pt_lr >= 0, threads >= 0; got {}, {}, {}, {}",
+                 o.pt_interval, o.pt_eval_samples, o.pt_lr, o.threads);
   for (const auto& d : space_.decisions()) {
     NASFORGE_CHECK(d.kind == DecisionKind::kOp || d.kind == DecisionKind::kInputs,
                    "darts: space \"{}\" has the {} decision \"{}\"; differentiable search needs a space of op and input "
@@ -312,6 +338,18 @@ std::vector<Tensor> DartsSearch::current_weights() const {
   return w;
 }
 
+std::vector<Tensor> DartsSearch::latency_weights() const {
+  // Op probabilities (softmax(alpha), masks applied; not beta: every kept edge of a node runs
+  // in the final network); an edge topology selection dropped costs nothing.
+  std::vector<Tensor> w(decided_.size());
+  for (std::size_t d = 0; d < w.size(); ++d) {
+    if (!net_->alpha(d).defined()) continue;
+    w[d] = net_->weights(d);
+    if (decided_[d] == -2) w[d] = ::torch::zeros_like(w[d]);
+  }
+  return w;
+}
+
 Tensor DartsSearch::loss_of(const Tensor& x, const Tensor& y, const std::vector<Tensor>& w, double* accuracy) {
   Tensor logits = net_->forward_mixed(x, w);
   if (accuracy) *accuracy = logits.detach().argmax(1).eq(y).to(::torch::kDouble).mean().item<double>();
@@ -320,7 +358,7 @@ Tensor DartsSearch::loss_of(const Tensor& x, const Tensor& y, const std::vector<
 
 Tensor DartsSearch::latency_penalty() const {
   if (!o_.latency || o_.latency_weight == 0) return {};
-  Tensor e = nasforge::expected_latency_ms(*net_, *o_.latency);
+  Tensor e = nasforge::expected_latency_ms(*net_, *o_.latency, latency_weights());
   if (o_.latency_budget_ms > 0) return o_.latency_weight * ::torch::relu(e - o_.latency_budget_ms) / o_.latency_budget_ms;
   return o_.latency_weight * e;
 }
@@ -328,7 +366,7 @@ Tensor DartsSearch::latency_penalty() const {
 double DartsSearch::expected_latency_ms() const {
   if (!o_.latency) return 0;
   ::torch::NoGradGuard no_grad;
-  return nasforge::expected_latency_ms(*net_, *o_.latency).item<double>();
+  return nasforge::expected_latency_ms(*net_, *o_.latency, latency_weights()).item<double>();
 }
 
 std::vector<Tensor> DartsSearch::step_direction(const std::vector<Tensor>& grads) {
@@ -377,12 +415,17 @@ void axpy(std::vector<Tensor>& params, const std::vector<Tensor>& base, double a
 }
 }  // namespace
 
-double DartsSearch::unrolled_validation_loss(const Tensor& xt, const Tensor& yt, const Tensor& xv, const Tensor& yv,
-                                             double lr) {
+std::vector<Tensor> DartsSearch::virtual_step(const Tensor& xt, const Tensor& yt, double lr) {
   std::vector<Tensor> saved;
   for (const auto& p : weights_) saved.push_back(p.detach().clone());
   auto g = grads_of(loss_of(xt, yt, detached(current_weights()), nullptr), weights_);
   axpy(weights_, saved, -lr, step_direction(g));
+  return saved;
+}
+
+double DartsSearch::unrolled_validation_loss(const Tensor& xt, const Tensor& yt, const Tensor& xv, const Tensor& yv,
+                                             double lr) {
+  const auto saved = virtual_step(xt, yt, lr);
   double v = 0;
   {
     ::torch::NoGradGuard no_grad;
@@ -394,37 +437,46 @@ double DartsSearch::unrolled_validation_loss(const Tensor& xt, const Tensor& yt,
 
 std::vector<Tensor> DartsSearch::arch_gradient(const Tensor& xt, const Tensor& yt, const Tensor& xv, const Tensor& yv,
                                                double lr) {
+  return gradient(xt, yt, xv, yv, lr, nullptr, nullptr);
+}
+
+std::vector<Tensor> DartsSearch::gradient(const Tensor& xt, const Tensor& yt, const Tensor& xv, const Tensor& yv, double lr,
+                                          double* loss, double* accuracy) {
   auto arch = net_->arch_parameters();
   Tensor penalty = latency_penalty();
+  std::vector<Tensor> g;
   if (o_.algorithm != "darts2") {
-    Tensor loss = loss_of(xv, yv, current_weights(), nullptr);
-    if (penalty.defined()) loss = loss + penalty;
-    return grads_of(loss, arch);
+    Tensor l = loss_of(xv, yv, current_weights(), accuracy);
+    if (loss) *loss = l.item<double>();
+    g = grads_of(penalty.defined() ? l + penalty : l, arch);
+    return g;
   }
   // Second order (ALGORITHMS.md 1.3): virtual step w' = w - lr * direction(grad L_train(w)),
   // g1 = dL_val(w')/dalpha, v = dL_val(w')/dw', then the finite-difference Hessian-vector
   // product at the original w: g = g1 - lr * (dL_train(w+)/dalpha - dL_train(w-)/dalpha) / 2eps,
-  // w+- = w +- eps v, eps = hvp_radius / ||v||.
-  std::vector<Tensor> saved;
-  for (const auto& p : weights_) saved.push_back(p.detach().clone());
-  auto g_train = grads_of(loss_of(xt, yt, detached(current_weights()), nullptr), weights_);
-  axpy(weights_, saved, -lr, step_direction(g_train));
+  // w+- = w +- eps v, eps = hvp_radius / ||v||. The loss reported is L_val at w'.
+  const auto saved = virtual_step(xt, yt, lr);
   std::vector<Tensor> inputs = arch;
   inputs.insert(inputs.end(), weights_.begin(), weights_.end());
-  auto g_val = grads_of(loss_of(xv, yv, current_weights(), nullptr), inputs);
+  Tensor l = loss_of(xv, yv, current_weights(), accuracy);
+  if (loss) *loss = l.item<double>();
+  auto g_val = grads_of(l, inputs);
   std::vector<Tensor> g1(g_val.begin(), g_val.begin() + static_cast<std::ptrdiff_t>(arch.size()));
   std::vector<Tensor> v(g_val.begin() + static_cast<std::ptrdiff_t>(arch.size()), g_val.end());
   double norm2 = 0;
   for (const auto& t : v) norm2 += t.pow(2).sum().item<double>();
   const double norm = std::sqrt(norm2);
-  std::vector<Tensor> g = g1;
+  g = g1;
   if (norm > 0) {
     const double eps = o_.hvp_radius / norm;
     axpy(weights_, saved, eps, v);
     auto gp = grads_of(loss_of(xt, yt, current_weights(), nullptr), arch);
     axpy(weights_, saved, -eps, v);
     auto gm = grads_of(loss_of(xt, yt, current_weights(), nullptr), arch);
-    for (std::size_t i = 0; i < g.size(); ++i) g[i] = g1[i] - lr * (gp[i] - gm[i]) / (2 * eps);
+    // d w'/d alpha = -lr * (d direction / d grad) * d grad / d alpha: 1 for plain momentum,
+    // 1 + momentum with Nesterov (its direction holds the gradient twice).
+    const double chain = o_.nesterov ? 1.0 + o_.momentum : 1.0;
+    for (std::size_t i = 0; i < g.size(); ++i) g[i] = g1[i] - lr * chain * (gp[i] - gm[i]) / (2 * eps);
   }
   assign(weights_, saved);  // restore w exactly
   if (penalty.defined()) {  // the latency term does not depend on w: its gradient adds directly
@@ -437,18 +489,8 @@ std::vector<Tensor> DartsSearch::arch_gradient(const Tensor& xt, const Tensor& y
 std::pair<double, double> DartsSearch::arch_step(const Tensor& xt, const Tensor& yt, const Tensor& xv, const Tensor& yv,
                                                  double lr) {
   auto arch = net_->arch_parameters();
-  std::vector<Tensor> g;
   double acc = 0, loss = 0;
-  if (o_.algorithm == "darts2") {
-    g = arch_gradient(xt, yt, xv, yv, lr);
-    ::torch::NoGradGuard no_grad;
-    loss = loss_of(xv, yv, current_weights(), &acc).item<double>();  // L_val at w, for the record
-  } else {
-    Tensor l = loss_of(xv, yv, current_weights(), &acc);
-    loss = l.item<double>();
-    Tensor penalty = latency_penalty();
-    g = grads_of(penalty.defined() ? l + penalty : l, arch);
-  }
+  auto g = gradient(xt, yt, xv, yv, lr, &loss, &acc);
   aopt_->zero_grad();
   for (std::size_t i = 0; i < arch.size(); ++i) arch[i].mutable_grad() = g[i];
   aopt_->step();
@@ -521,9 +563,7 @@ Architecture DartsSearch::derive() const {
     std::stable_sort(strength.begin(), strength.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     std::set<std::int64_t> chosen;
     for (std::size_t k = 0; k < keep && k < strength.size(); ++k) chosen.insert(strength[k].second);
-    for (std::uint32_t o = 0; o < opts.size(); ++o) {
-      if (sources_of(opts[o].as_string()) == chosen) pick[idec] = o;
-    }
+    pick[idec] = option_keeping(space_, idec, chosen);
   }
   return space_.canonical(Architecture(std::move(pick)));
 }
@@ -598,11 +638,7 @@ std::uint32_t DartsSearch::project_topology(std::size_t idec, const TensorData& 
   }
   std::set<std::int64_t> chosen;
   for (const auto& e : edges) chosen.insert(e.first);
-  for (std::uint32_t o = 0; o < opts.size(); ++o) {
-    if (sources_of(opts[o].as_string()) == chosen) topology_[idec] = o;
-  }
-  NASFORGE_CHECK(topology_[idec] != kUndecided, "project_topology: no option of \"{}\" keeps sources {}",
-                 space_.decisions()[idec].name, fmt::join(chosen, "+"));
+  topology_[idec] = option_keeping(space_, idec, chosen);
   return topology_[idec];
 }
 
@@ -717,11 +753,14 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
   std::int64_t done = 0;
   const fs::path dir = o.out_dir;
   const fs::path ckpt = dir / "checkpoint.pt";
+  // Everything that shapes the result must match on resume; running options may differ.
   auto settings = [&] {
-    return json{{"algorithm", o.algorithm}, {"seed", o.seed}, {"epochs", o.epochs}, {"batch", o.batch},
-                {"train_portion", o.train_portion}, {"steps_per_epoch", o.steps_per_epoch}, {"samples", data.size()},
-                {"pt_interval", o.pt_interval}, {"latency_weight", o.latency_weight},
-                {"latency_budget_ms", o.latency_budget_ms}};
+    json j = darts_options_to_json(o);
+    for (const char* running : {"threads", "algorithm"}) j.erase(running);
+    j["algorithm"] = o.algorithm;
+    j["samples"] = data.size();
+    j["latency_table"] = o.latency ? fingerprint(o.latency->to_json().dump()) : "none";
+    return j;
   };
   if (!o.out_dir.empty()) fs::create_directories(dir);
   if (o.resume && !o.out_dir.empty() && fs::exists(ckpt)) {
@@ -788,7 +827,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
         }
       }
     }
-    rec.lr = tuning ? pt_lr : cosine_lr(o.lr, o.lr_min, e, o.epochs);
+    rec.lr = tuning ? pt_lr : detail::cosine_lr(o.lr, o.lr_min, e, o.epochs);
     const std::int64_t steps = o.steps_per_epoch > 0 ? std::min(o.steps_per_epoch, tl.num_batches()) : tl.num_batches();
     const bool arch_updates = e >= o.warmup_epochs;
     double tl_sum = 0, ta_sum = 0, vl_sum = 0, va_sum = 0;
@@ -809,7 +848,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
         const double eta = per_epoch * static_cast<double>(total_epochs - e) - el;
         std::fprintf(stderr, "\r%s %s epoch %lld/%lld  step %lld/%lld  loss %.3f  ETA %s   ", o.algorithm.c_str(),
                      rec.phase.c_str(), static_cast<long long>(e + 1), static_cast<long long>(total_epochs),
-                     static_cast<long long>(i + 1), static_cast<long long>(steps), l, format_duration(eta).c_str());
+                     static_cast<long long>(i + 1), static_cast<long long>(steps), l, detail::eta_text(eta).c_str());
       }
     }
     tl.next_epoch();
@@ -842,7 +881,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
                    std::isnan(rec.valid_accuracy) ? "-" : fmt::format("{:.3f}", rec.valid_accuracy).c_str(),
                    o.latency ? fmt::format("  E[LAT] {:.3f} ms", rec.expected_latency_ms).c_str() : "",
                    space.native_format() ? space.to_native(rec.derived).c_str() : space.to_json(rec.derived).dump().c_str(),
-                   rec.seconds, format_duration(eta).c_str());
+                   rec.seconds, detail::eta_text(eta).c_str());
     }
     if (!o.out_dir.empty()) {
       json st{{"settings", settings()}, {"done", e + 1}, {"epochs", json::array()}, {"projections", json::array()}};
@@ -899,8 +938,8 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
     j["chosen_name"] = ds[p.decision].options[p.chosen].repr();
     res["projections"].push_back(std::move(j));
   }
-  write_text_atomic(dir / "result.json", res.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
-  write_text_atomic(dir / "weights.svg", weights_trajectory_svg(space, r.epochs));
+  detail::write_file_atomic(dir / "result.json", res.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  detail::write_file_atomic(dir / "weights.svg", weights_trajectory_svg(space, r.epochs));
   return r;
 }
 

@@ -150,6 +150,18 @@ LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& o, st
 }
 
 ::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table) {
+  std::vector<::torch::Tensor> p(net.space().decisions().size());
+  for (std::size_t d = 0; d < p.size(); ++d) {
+    if (net.alpha(d).defined()) p[d] = net.weights(d);
+  }
+  return expected_latency_ms(net, table, p);
+}
+
+::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table,
+                                    const std::vector<::torch::Tensor>& probabilities) {
+  NASFORGE_CHECK(probabilities.size() == net.space().decisions().size(),
+                 "expected_latency_ms: expected {} probability tensors (one per decision), got {}",
+                 net.space().decisions().size(), probabilities.size());
   const ConcreteNetwork& s = net.structure();
   std::vector<char> candidate(s.layers.size(), 0);
   for (const auto& l : s.layers) {
@@ -180,7 +192,9 @@ LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& o, st
       const auto c = static_cast<std::size_t>(in);
       lat.push_back(s.layers[c].op == "zero" ? 0.0F : static_cast<float>(entry(c)));
     }
-    auto w = net.weights(d);
+    const auto& w = probabilities[d];
+    NASFORGE_CHECK(w.defined() && w.numel() == static_cast<std::int64_t>(lat.size()),
+                   "expected_latency_ms: decision {} needs {} probabilities", d, lat.size());
     auto term = (w * ::torch::tensor(lat, w.options().requires_grad(false))).sum();
     total = total.defined() ? total + term : term;
   }

@@ -357,14 +357,17 @@ std::vector<::torch::Tensor> SupernetImpl::mixing_weights() const {
   return run(x, &weights).back();
 }
 
-::torch::Tensor SupernetImpl::pc_combine(std::size_t m, const ::torch::Tensor& source, ::torch::Tensor y1) const {
-  // PC-DARTS: mixed output on the first C/K channels, the rest bypassed, then a channel shuffle.
+::torch::Tensor SupernetImpl::pc_combine(std::size_t m, const ::torch::Tensor& source, ::torch::Tensor y1,
+                                         const ::torch::Tensor& bypass_scale) const {
+  // PC-DARTS: mixed output on the first C/K channels, the rest bypassed (scaled by the edge's
+  // normalisation weight, which the ops' weights already carry), then a channel shuffle.
   const std::int64_t K = options_.partial_channels, C = source.size(1), c1 = C / K;
   const Shape& out = net_.layers[m].output_shape;
   if (!y1.defined()) y1 = ::torch::zeros({source.size(0), c1, out[1], out[2]}, source.options());
   if (K == 1) return y1;  // every channel went through the ops: plain DARTS
   ::torch::Tensor x2 = source.narrow(1, c1, C - c1);
-  if (out[1] != source.size(2)) x2 = ::torch::max_pool2d(x2, 2, 2);
+  if (out[1] != source.size(2)) x2 = ::torch::max_pool2d(x2, {2, 2}, {2, 2}, {0, 0}, {1, 1}, /*ceil_mode=*/true);
+  if (bypass_scale.defined()) x2 = x2 * bypass_scale;
   auto y = ::torch::cat({y1, x2}, 1);
   return y.view({y.size(0), K, C / K, out[1], out[2]}).transpose(1, 2).reshape({y.size(0), C, out[1], out[2]});
 }
@@ -409,8 +412,17 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
       wv[d].assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
     }
   }
+  // PC-DARTS with edge normalisation: an edge's bypass channels carry its softmax(beta) too.
+  std::vector<Tensor> edge_soft(beta_.size());
+  auto bypass_scale = [&](std::size_t d) -> Tensor {
+    const auto [g, pos] = beta_of_[d];
+    if (g < 0) return {};
+    auto& e = edge_soft[static_cast<std::size_t>(g)];
+    if (!e.defined()) e = ::torch::softmax(beta_[static_cast<std::size_t>(g)], 0);
+    return e[pos];
+  };
   // Which layers this forward needs, walking back from the output.
-  std::vector<char> need(n, 0);
+  std::vector<char> need(n, 0), dead(n, 0);
   need[n - 1] = 1;
   for (std::size_t i = n; i-- > 0;) {
     if (!need[i]) continue;
@@ -419,9 +431,13 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
       auto d = static_cast<std::size_t>(l.attrs.i("decision"));
       bool live = true;
       if (mixed) {
+        live = false;  // an edge whose weights are all 0 is removed, bypass and all
         for (std::size_t o = 0; o < l.inputs.size(); ++o) {
-          if (masks_[d][o] && !candidate_is_zero_[l.inputs[o]] && wv[d][o] != 0.0F) need[l.inputs[o]] = 1;
+          if (!masks_[d][o] || wv[d][o] == 0.0F) continue;
+          live = true;
+          if (!candidate_is_zero_[l.inputs[o]]) need[l.inputs[o]] = 1;
         }
+        dead[i] = !live;
       } else {
         auto idec = l.attrs.i("input_decision");
         live = idec < 0 || edge_live_[i][arch_[static_cast<std::size_t>(idec)]];
@@ -447,7 +463,7 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
       for (int c : l.inputs) {
         if (need[c]) f(c);
       }
-      if (pc_mixed_[i]) f(net_.layers[static_cast<std::size_t>(l.inputs[0])].inputs[0]);
+      if (pc_mixed_[i] && !dead[i]) f(net_.layers[static_cast<std::size_t>(l.inputs[0])].inputs[0]);
     } else if (l.op == "select") {
       f(l.inputs[arch_[static_cast<std::size_t>(l.attrs.i("decision"))]]);
     } else {
@@ -487,13 +503,14 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
           if (acc.defined()) acc.addcmul_(outs[l.inputs[o]], wo);
           else acc = wo * outs[l.inputs[o]];
         }
-        outs[i] = pc_mixed_[i] ? pc_combine(i, input(src), acc) : acc;  // undefined: no candidate ran
+        if (pc_mixed_[i] && !dead[i]) acc = pc_combine(i, input(src), acc, bypass_scale(d));
+        outs[i] = acc;  // undefined: no candidate ran
       } else {
         int c = l.inputs[arch_[d]];
         outs[i] = need[c] && !candidate_is_zero_[c] ? outs[c] : Tensor();
         auto idec = l.attrs.i("input_decision");
         if (pc_mixed_[i] && (idec < 0 || edge_live_[i][arch_[static_cast<std::size_t>(idec)]])) {
-          outs[i] = pc_combine(i, input(src), outs[i]);
+          outs[i] = pc_combine(i, input(src), outs[i], Tensor());
         }
       }
     } else if (l.op == "select") {
@@ -515,7 +532,8 @@ std::vector<::torch::Tensor> SupernetImpl::run(const ::torch::Tensor& x, const s
       auto it = pc_in.find(l.inputs[0]);
       if (it == pc_in.end()) {
         Tensor full = input(l.inputs[0]);
-        it = pc_in.emplace(l.inputs[0], full.narrow(1, 0, full.size(1) / options_.partial_channels).contiguous()).first;
+        it = pc_in.emplace(l.inputs[0], full.narrow(1, 0, full.size(1) / options_.partial_channels)
+                                            .contiguous(full.suggest_memory_format())).first;
       }
       outs[i] = layers_[i].forward(it->second);
     } else {

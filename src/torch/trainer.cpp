@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "nasforge/error.h"
+#include "torch/schedule.h"
 #include "torch/thread_scope.h"
 #include "nasforge/random.h"
 
@@ -37,10 +38,7 @@ using Clock = std::chrono::steady_clock;
   return ::torch::stack(out);
 }
 
-std::string eta_text(double seconds) {
-  auto s = static_cast<long long>(seconds);
-  return fmt::format("{}:{:02d}:{:02d}", s / 3600, static_cast<int>(s / 60 % 60), static_cast<int>(s % 60));
-}
+using detail::eta_text;
 
 }  // namespace
 
@@ -102,7 +100,7 @@ std::vector<EpochStats> train(Network& net, const TensorData& train_data, const 
   const std::int64_t steps = loader.num_batches();
   const bool tty = isatty(fileno(stderr)) != 0;  // the per-batch line only on a terminal
   for (std::int64_t epoch = start_epoch; epoch < o.epochs; ++epoch) {
-    const double lr = o.lr_min + 0.5 * (o.lr - o.lr_min) * (1 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(o.epochs)));
+    const double lr = detail::cosine_lr(o.lr, o.lr_min, epoch, o.epochs);
     for (auto& g : optimizer.param_groups()) static_cast<::torch::optim::SGDOptions&>(g.options()).lr(lr);
     Rng aug(o.seed ^ (0xA5A5A5A5ULL + static_cast<std::uint64_t>(epoch) * 0x9E3779B97F4A7C15ULL));
     net->train();

@@ -62,9 +62,10 @@ struct DartsOptions {
   // Architecture: Adam with its own weight decay.
   double arch_lr = 3e-4, arch_beta1 = 0.5, arch_beta2 = 0.999, arch_weight_decay = 1e-3;
   /// Second order: the finite-difference Hessian-vector product perturbs the weights by
-  /// +-hvp_radius * v / ||v|| (DARTS: 0.01). On a tiny network in double precision 1e-4 matches
-  /// the exact derivative of the unrolled objective to 1e-3 while 0.01 is off by O(1) (tested):
-  /// the curvature is far from constant at that radius. Float32 needs the larger radius.
+  /// +-hvp_radius * v / ||v|| (DARTS: 0.01). On a small cell of smooth ops in double precision
+  /// the resulting gradient matches a brute-force derivative of the unrolled objective to 1e-5
+  /// at 0.01 and 1e-8 at 1e-4 (tested); with ReLU ops a perturbation that crosses a kink makes
+  /// any finite difference, this one included, unreliable.
   double hvp_radius = 0.01;
   /// Epochs of weight training before the first architecture step (PC-DARTS: 15).
   std::int64_t warmup_epochs = 0;
@@ -108,6 +109,8 @@ DartsOptions darts_preset(const std::string& algorithm);
 /// "channels_last", "candidate_affine", "pt_interval", "pt_eval_samples", "pt_criterion", ...).
 /// Throws InvalidArgument naming an unknown key or a value of the wrong type.
 void darts_options_from_json(DartsOptions& o, const nlohmann::json& j);
+/// The same fields of `o` as a JSON object (darts_options_from_json reads it back).
+nlohmann::json darts_options_to_json(const DartsOptions& o);
 
 /// What one epoch of a differentiable search saw.
 struct DartsEpoch {
@@ -158,7 +161,8 @@ class DartsSearch {
 
   /// Architecture step on a validation batch (first order, or second order through the
   /// training batch with the virtual step at learning rate `lr`). Returns the validation loss
-  /// (cross-entropy, without the latency term) and accuracy of the forward it took.
+  /// (cross-entropy, without the latency term) and accuracy of the forward it took (second
+  /// order: at the virtually stepped weights).
   std::pair<double, double> arch_step(const ::torch::Tensor& xt, const ::torch::Tensor& yt, const ::torch::Tensor& xv,
                                       const ::torch::Tensor& yv, double lr);
   /// The gradient arch_step would apply (to arch_parameters()), without stepping.
@@ -202,9 +206,14 @@ class DartsSearch {
   ::torch::optim::Optimizer& arch_optimizer();
 
  private:
+  std::vector<::torch::Tensor> latency_weights() const;
   ::torch::Tensor loss_of(const ::torch::Tensor& x, const ::torch::Tensor& y, const std::vector<::torch::Tensor>& w,
                           double* accuracy);
   std::vector<::torch::Tensor> step_direction(const std::vector<::torch::Tensor>& grads);
+  // Sets the weights to the virtual step w - lr * direction and returns the saved w.
+  std::vector<::torch::Tensor> virtual_step(const ::torch::Tensor& xt, const ::torch::Tensor& yt, double lr);
+  std::vector<::torch::Tensor> gradient(const ::torch::Tensor& xt, const ::torch::Tensor& yt, const ::torch::Tensor& xv,
+                                        const ::torch::Tensor& yv, double lr, double* loss, double* accuracy);
   SearchSpace space_;
   DartsOptions o_;
   Supernet net_{nullptr};

@@ -62,6 +62,10 @@ LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& optio
 /// scaled by the table's calibration. A scalar tensor differentiable in the architecture
 /// logits. The table must hold the supernet's layers: `profile_layers(table, {net.structure()})`.
 ::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table);
+/// The same under explicit op probabilities, one tensor per decision (undefined for non-op
+/// decisions): a differentiable search passes its own (a removed edge all zeros).
+::torch::Tensor expected_latency_ms(const SupernetImpl& net, const LatencyTable& table,
+                                    const std::vector<::torch::Tensor>& probabilities);
 
 /// The `measured` cost model: builds and times each architecture's network (metric
 /// `latency_ms`). Slow by nature; not thread-safe across concurrent calls on one device, so

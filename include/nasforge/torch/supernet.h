@@ -77,8 +77,9 @@ struct SupernetOptions {
   /// network's). Channels of every cell edge must be divisible by K.
   std::int64_t partial_channels = 0;
   /// PC-DARTS edge normalisation: a logit per incoming edge of each cell node (the `beta`),
-  /// softmax over the node's incoming edges, multiplied into the edges' op weights in mixed
-  /// mode. Edges of shared cells share their beta, as they share alpha.
+  /// softmax over the node's incoming edges, scaling the whole edge in mixed mode (folded into
+  /// the op weights; with partial channels the bypass channels too). Edges of shared cells
+  /// share their beta, as they share alpha.
   bool edge_normalization = false;
   /// Run on channels-last (NHWC) activations: the input is converted once and LibTorch's
   /// convolutions, batch norms and pools keep the layout. About 1.3x faster for a DARTS step
@@ -130,7 +131,8 @@ class SupernetImpl : public ::torch::nn::Module {
   std::vector<::torch::Tensor> mixing_weights() const;
   /// Mixed-mode forward with explicit mixing weights (one per decision, as mixing_weights()
   /// returns; undefined for non-op decisions). A candidate whose weight is exactly 0 does not
-  /// run: DARTS-PT removes an op by zeroing its weight, a decided edge is one-hot.
+  /// run: DARTS-PT removes an op by zeroing its weight, a decided edge is one-hot; an edge whose
+  /// weights are all 0 is removed altogether (a partial-channel edge's bypass too).
   ::torch::Tensor forward_mixed(const ::torch::Tensor& x, const std::vector<::torch::Tensor>& weights);
   /// The options this supernet was built with (its seed included).
   const SupernetOptions& options() const noexcept { return options_; }
@@ -179,7 +181,8 @@ class SupernetImpl : public ::torch::nn::Module {
 
  private:
   std::vector<::torch::Tensor> run(const ::torch::Tensor& x, const std::vector<::torch::Tensor>* weights);
-  ::torch::Tensor pc_combine(std::size_t mixed_layer, const ::torch::Tensor& source, ::torch::Tensor y1) const;
+  ::torch::Tensor pc_combine(std::size_t mixed_layer, const ::torch::Tensor& source, ::torch::Tensor y1,
+                             const ::torch::Tensor& bypass_scale) const;
   ::torch::Tensor slice_for(std::size_t layer, const ConcreteLayer& actual, const detail::TensorSlot& slot,
                             ::torch::IntArrayRef shape) const;
   ::torch::nn::AnyModule elastic_module(const ConcreteLayer& l, std::size_t layer);
