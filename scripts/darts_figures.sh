@@ -5,6 +5,7 @@
 # weights and architecture data, batch 64, 10 search epochs, one thread per run, seeds 0-2.
 # Each derived cell is looked up in NAS-Bench-201's CIFAR-10 table as a quality signal.
 #   scripts/darts_figures.sh [OUT_DIR] [SEEDS...]     (about 5 minutes per run on this VM)
+# ALGOS="darts pc-darts" restricts the algorithms run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-runs/darts_figures}"
@@ -22,12 +23,15 @@ run() {  # run NAME SEED ARGS...
   build/bin/nasforge search "${COMMON[@]}" --seed "$seed" --out "$dir" --resume "$@" 2>"$dir.log" | tail -n 9
 }
 mkdir -p "$OUT"
+ALGOS=" ${ALGOS:-darts darts-pt pc-darts} "
+want() { [[ "$ALGOS" == *" $1 "* ]]; }
 for seed in "${SEEDS[@]}"; do
-  run darts "$seed" --strategy darts
+  want darts && run darts "$seed" --strategy darts
   # DARTS-PT: the same 10 DARTS epochs, then 6 projections one epoch apart, each op scored on
   # 2,000 architecture-split images.
-  run darts-pt "$seed" --strategy darts-pt --strategy-options '{"pt_interval": 1, "pt_eval_samples": 2000}'
+  want darts-pt && run darts-pt "$seed" --strategy darts-pt --strategy-options '{"pt_interval": 1, "pt_eval_samples": 2000}'
   # PC-DARTS: K = 2 (4 of 8 channels through the ops), edge normalisation, 3 warm-up epochs
   # (the paper's 15 of 50, scaled), DARTS's lr 0.025 (the paper's 0.1 goes with batch 256).
-  run pc-darts "$seed" --strategy pc-darts --lr 0.025 --strategy-options '{"partial_channels": 2, "warmup_epochs": 3}'
+  want pc-darts && run pc-darts "$seed" --strategy pc-darts --lr 0.025 --strategy-options '{"partial_channels": 2, "warmup_epochs": 3}'
 done
+exit 0
