@@ -662,6 +662,45 @@ std::string DartsSearch::load(const std::string& path) {
   return state;
 }
 
+DartsEpoch DartsSearch::run_epoch(BatchLoader& train, BatchLoader& valid, double lr, bool arch_updates,
+                                  const std::function<void(std::int64_t, std::int64_t, double)>& on_step) {
+  DartsEpoch rec;
+  rec.lr = lr;
+  const std::int64_t steps = o_.steps_per_epoch > 0 ? std::min(o_.steps_per_epoch, train.num_batches()) : train.num_batches();
+  double tl_sum = 0, ta_sum = 0, vl_sum = 0, va_sum = 0;
+  for (std::int64_t i = 0; i < steps; ++i) {
+    auto [xt, yt] = train.batch(i);
+    if (arch_updates) {
+      auto [xv, yv] = valid.batch(i % valid.num_batches());
+      auto [l, a] = arch_step(xt, yt, xv, yv, lr);
+      vl_sum += l;
+      va_sum += a;
+    }
+    auto [l, a] = weight_step(xt, yt, lr);
+    tl_sum += l;
+    ta_sum += a;
+    if (on_step) on_step(i, steps, l);
+  }
+  train.next_epoch();
+  valid.next_epoch();
+  const double n = static_cast<double>(std::max<std::int64_t>(steps, 1));
+  rec.train_loss = tl_sum / n;
+  rec.train_accuracy = ta_sum / n;
+  rec.valid_loss = arch_updates ? vl_sum / n : std::nan("");
+  rec.valid_accuracy = arch_updates ? va_sum / n : std::nan("");
+  rec.expected_latency_ms = expected_latency_ms();
+  rec.derived = derive();
+  ::torch::NoGradGuard no_grad;
+  const auto w = current_weights();
+  rec.weights.resize(w.size());
+  for (std::size_t d = 0; d < w.size(); ++d) {
+    if (!w[d].defined()) continue;
+    auto c = w[d].to(::torch::kCPU, ::torch::kDouble).contiguous();
+    rec.weights[d].assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  }
+  return rec;
+}
+
 // ---- the driver ----------------------------------------------------------------------------
 
 std::string weights_trajectory_svg(const SearchSpace& space, const std::vector<DartsEpoch>& epochs) {
@@ -828,48 +867,21 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
       }
     }
     rec.lr = tuning ? pt_lr : detail::cosine_lr(o.lr, o.lr_min, e, o.epochs);
-    const std::int64_t steps = o.steps_per_epoch > 0 ? std::min(o.steps_per_epoch, tl.num_batches()) : tl.num_batches();
     const bool arch_updates = e >= o.warmup_epochs;
-    double tl_sum = 0, ta_sum = 0, vl_sum = 0, va_sum = 0;
-    for (std::int64_t i = 0; i < steps; ++i) {
-      auto [xt, yt] = tl.batch(i);
-      if (arch_updates) {
-        auto [xv, yv] = vl.batch(i % vl.num_batches());
-        auto [l, a] = s.arch_step(xt, yt, xv, yv, rec.lr);
-        vl_sum += l;
-        va_sum += a;
-      }
-      auto [l, a] = s.weight_step(xt, yt, rec.lr);
-      tl_sum += l;
-      ta_sum += a;
-      if (o.progress && tty) {
-        const double el = std::chrono::duration<double>(clock::now() - te).count();
-        const double per_epoch = el / static_cast<double>(i + 1) * static_cast<double>(steps);
-        const double eta = per_epoch * static_cast<double>(total_epochs - e) - el;
-        std::fprintf(stderr, "\r%s %s epoch %lld/%lld  step %lld/%lld  loss %.3f  ETA %s   ", o.algorithm.c_str(),
-                     rec.phase.c_str(), static_cast<long long>(e + 1), static_cast<long long>(total_epochs),
-                     static_cast<long long>(i + 1), static_cast<long long>(steps), l, detail::eta_text(eta).c_str());
-      }
-    }
-    tl.next_epoch();
-    vl.next_epoch();
-    const double n = static_cast<double>(std::max<std::int64_t>(steps, 1));
-    rec.train_loss = tl_sum / n;
-    rec.train_accuracy = ta_sum / n;
-    rec.valid_loss = arch_updates ? vl_sum / n : std::nan("");
-    rec.valid_accuracy = arch_updates ? va_sum / n : std::nan("");
-    rec.expected_latency_ms = s.expected_latency_ms();
-    rec.derived = s.derive();
-    {
-      ::torch::NoGradGuard no_grad;
-      const auto w = s.current_weights();
-      rec.weights.resize(w.size());
-      for (std::size_t d = 0; d < w.size(); ++d) {
-        if (!w[d].defined()) continue;
-        auto c = w[d].to(::torch::kCPU, ::torch::kDouble).contiguous();
-        rec.weights[d].assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-      }
-    }
+    const auto on_step = [&](std::int64_t i, std::int64_t steps, double loss) {
+      if (!o.progress || !tty) return;
+      const double el = std::chrono::duration<double>(clock::now() - te).count();
+      const double per_epoch = el / static_cast<double>(i + 1) * static_cast<double>(steps);
+      const double eta = per_epoch * static_cast<double>(total_epochs - e) - el;
+      std::fprintf(stderr, "\r%s %s epoch %lld/%lld  step %lld/%lld  loss %.3f  ETA %s   ", o.algorithm.c_str(),
+                   rec.phase.c_str(), static_cast<long long>(e + 1), static_cast<long long>(total_epochs),
+                   static_cast<long long>(i + 1), static_cast<long long>(steps), loss, detail::eta_text(eta).c_str());
+    };
+    const std::string phase = rec.phase;
+    const std::int64_t number = rec.epoch;
+    rec = s.run_epoch(tl, vl, rec.lr, arch_updates, on_step);
+    rec.phase = phase;
+    rec.epoch = number;
     rec.seconds = std::chrono::duration<double>(clock::now() - te).count();
     spent += rec.seconds;
     r.epochs.push_back(rec);

@@ -3,14 +3,20 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 #include <string>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "nasforge/error.h"
+#include "torch/schedule.h"
+#include "torch/thread_scope.h"
 
 namespace nasforge {
 
@@ -199,6 +205,141 @@ EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const Gradie
     }
   }
   return best;
+}
+
+}  // namespace nasforge
+
+// ---- the splitting tree --------------------------------------------------------------------
+
+namespace nasforge {
+namespace {
+namespace fs = std::filesystem;
+
+struct Node {
+  std::unique_ptr<DartsSearch> search;
+  BatchLoader train, valid;
+  std::vector<EdgeSplit> splits;
+};
+
+TensorData rows(const TensorData& d, const std::vector<std::int64_t>& idx) {
+  auto i = ::torch::tensor(idx, ::torch::kLong).to(d.images.device());
+  return {d.images.index_select(0, i), d.labels.index_select(0, i)};
+}
+
+double derived_accuracy(DartsSearch& s, const Architecture& a, const TensorData& valid, std::int64_t batch) {
+  auto& net = s.supernet();
+  ::torch::NoGradGuard no_grad;
+  net->set_mode(SupernetMode::kSinglePath);
+  net->set_architecture(a);
+  net->train();  // batch statistics, as DARTS-PT and GM-NAS evaluate supernet paths
+  double correct = 0;
+  for (std::int64_t at = 0; at < valid.size(); at += batch) {
+    const auto len = std::min(batch, valid.size() - at);
+    correct += net->forward(valid.images.narrow(0, at, len)).argmax(1).eq(valid.labels.narrow(0, at, len)).sum().item<double>();
+  }
+  net->set_mode(SupernetMode::kMixed);
+  return valid.size() ? correct / static_cast<double>(valid.size()) : 0.0;
+}
+}  // namespace
+
+FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& o) {
+  NASFORGE_CHECK(o.split == "gm" || o.split == "random" || o.split == "exhaustive",
+                 "few-shot: split must be gm, random or exhaustive, got \"{}\"", o.split);
+  NASFORGE_CHECK(!o.split_epochs.empty() && o.split_epochs.size() == o.branch.size(),
+                 "few-shot: expected one branch factor per split epoch, got {} split epochs and {} branch factors",
+                 o.split_epochs.size(), o.branch.size());
+  for (std::size_t k = 0; k < o.split_epochs.size(); ++k) {
+    NASFORGE_CHECK(o.split_epochs[k] >= 1 && (k == 0 || o.split_epochs[k] > o.split_epochs[k - 1]),
+                   "few-shot: split epochs must be >= 1 and increasing, got {}", fmt::join(o.split_epochs, ", "));
+  }
+  NASFORGE_CHECK(o.final_epochs >= 1, "few-shot: final_epochs must be >= 1, got {}", o.final_epochs);
+  NASFORGE_CHECK(o.search.algorithm != "darts-pt", "few-shot: the inner search must be darts, darts2 or pc-darts");
+  detail::ThreadScope threads(o.search.threads, /*blas=*/true);
+  DartsOptions so = o.search;
+  so.warmup_epochs = 0;
+  so.epochs = o.final_epochs;
+  so.out_dir.clear();
+  const Split split = train_valid_split(data.size(), 1.0 - so.train_portion, so.seed);
+  const TensorData train = rows(data, split.train), valid = rows(data, split.valid);
+  Rng rng(so.seed ^ 0x5EED5EEDULL);
+  const fs::path tmp = fs::temp_directory_path() / fmt::format("nasforge_few_shot_{}_{}.pt", ::getpid(), so.seed);
+
+  std::vector<Node> level;
+  level.push_back({std::make_unique<DartsSearch>(space, so), BatchLoader(train, so.batch, true, so.seed, true),
+                   BatchLoader(valid, so.batch, true, so.seed + 1, true), {}});
+  const std::int64_t split_total = o.split_epochs.back();
+  std::int64_t epoch = 0;
+  for (std::size_t k = 0; k < o.split_epochs.size(); ++k) {
+    for (; epoch < o.split_epochs[k]; ++epoch) {  // weights only; one cosine over the splitting phase
+      const double lr = detail::cosine_lr(so.lr, so.lr_min, epoch, split_total + o.final_epochs);
+      for (auto& n : level) n.search->run_epoch(n.train, n.valid, lr, /*arch_updates=*/false);
+    }
+    std::vector<Node> next;
+    for (auto& n : level) {
+      auto& net = *n.search->supernet();
+      const auto open = unsplit_edges(net);
+      NASFORGE_CHECK(!open.empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
+      EdgeSplit s;
+      if (o.split == "gm") {
+        auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
+        s = choose_split(net, batches, o.gm, o.branch[k]);
+      } else if (o.split == "random") {
+        const std::size_t d = open[rng.uniform(open.size())];
+        std::vector<std::uint32_t> opts(net.mask(d).size());
+        std::iota(opts.begin(), opts.end(), 0U);
+        s = random_partition(opts, o.branch[k], rng);
+        s.decision = d;
+      } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
+        s.decision = open.front();
+        for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) s.groups.push_back({op});
+      }
+      n.search->save(tmp.string(), "{}");
+      for (const auto& group : s.groups) {
+        Node child{std::make_unique<DartsSearch>(space, so), n.train, n.valid, n.splits};
+        child.search->load(tmp.string());  // weights, alpha, BN statistics, optimiser state
+        std::vector<bool> allowed(net.mask(s.decision).size(), false);
+        for (auto op : group) allowed[op] = true;
+        child.search->supernet()->set_mask(s.decision, allowed);
+        EdgeSplit mine = s;
+        mine.groups = {group};
+        child.splits.push_back(std::move(mine));
+        next.push_back(std::move(child));
+      }
+    }
+    level = std::move(next);
+  }
+  std::error_code ec;
+  fs::remove(tmp, ec);
+
+  FewShotResult r;
+  for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
+    auto& n = level[leaf];
+    if (o.restart) {  // fresh weights, alpha and optimisers; only the masks stay
+      std::vector<std::vector<bool>> masks;
+      for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+      DartsOptions fresh = so;
+      fresh.seed = so.seed + 1 + leaf;
+      n.search = std::make_unique<DartsSearch>(space, fresh);
+      for (std::size_t d = 0; d < masks.size(); ++d) n.search->supernet()->set_mask(d, masks[d]);
+    }
+    SubSupernetResult out;
+    for (std::int64_t e = 0; e < o.final_epochs; ++e) {  // a new cosine schedule (the reference's --fix_sche)
+      DartsEpoch rec = n.search->run_epoch(n.train, n.valid, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs), true);
+      rec.epoch = split_total + e + 1;
+      rec.phase = "search";
+      out.epochs.push_back(std::move(rec));
+    }
+    for (std::size_t d = 0; d < space.decisions().size(); ++d) out.masks.push_back(n.search->supernet()->mask(d));
+    out.splits = n.splits;
+    out.derived = n.search->derive();
+    out.valid_accuracy = derived_accuracy(*n.search, out.derived, valid, so.batch);
+    r.leaves.push_back(std::move(out));
+  }
+  for (std::size_t i = 1; i < r.leaves.size(); ++i) {
+    if (r.leaves[i].valid_accuracy > r.leaves[r.best].valid_accuracy) r.best = i;
+  }
+  r.derived = r.leaves[r.best].derived;
+  return r;
 }
 
 }  // namespace nasforge

@@ -132,4 +132,44 @@ TEST(FewShot, UnsplitEdgesFollowTheMasks) {
   EXPECT_LT(n, all);
 }
 
+TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
+  for (const char* how : {"gm", "random", "exhaustive"}) {
+    FewShotOptions o;
+    o.search.batch = 16;
+    o.search.steps_per_epoch = 2;
+    o.search.seed = 4;
+    o.split = how;
+    o.split_epochs = {1, 2};
+    o.branch = {2, 2};
+    o.final_epochs = 1;
+    o.gm.repeats = 2;
+    if (std::string(how) == "exhaustive") {
+      o.split_epochs = {1};
+      o.branch = {2};
+    }
+    FewShotResult r = run_few_shot(space, data, o);
+    const std::size_t leaves = std::string(how) == "exhaustive" ? 5U : 4U;
+    ASSERT_EQ(r.leaves.size(), leaves) << how;
+    // The first split's groups partition its edge's ops, and every leaf's derived
+    // architecture respects its own masks.
+    const std::size_t d0 = r.leaves[0].splits[0].decision;
+    std::vector<int> seen(5, 0);
+    for (const auto& leaf : r.leaves) {
+      EXPECT_EQ(leaf.splits[0].decision, d0) << how;
+      for (std::uint32_t op = 0; op < 5; ++op) seen[op] += leaf.masks[d0][op];
+      for (std::size_t d = 0; d < leaf.masks.size(); ++d) EXPECT_TRUE(leaf.masks[d][leaf.derived[d]]) << how;
+      EXPECT_GE(leaf.valid_accuracy, 0.0);
+      EXPECT_EQ(leaf.epochs.size(), 1U);
+    }
+    const int copies = std::string(how) == "exhaustive" ? 1 : 2;  // each first-level group has 2 leaves below it
+    for (int c : seen) EXPECT_EQ(c, copies) << how;
+    EXPECT_EQ(r.derived, r.leaves[r.best].derived);
+  }
+  FewShotOptions bad;
+  bad.branch = {2};
+  EXPECT_THROW(run_few_shot(space, data, bad), InvalidArgument);  // two split epochs, one branch factor
+}
+
 }  // namespace nasforge

@@ -176,6 +176,13 @@ class DartsSearch {
   /// Weight step (SGD at learning rate `lr`, clipping) on a training batch, with the
   /// architecture weights held fixed. Returns the loss and accuracy.
   std::pair<double, double> weight_step(const ::torch::Tensor& x, const ::torch::Tensor& y, double lr);
+  /// One epoch: for each training batch (at most steps_per_epoch), an architecture step on the
+  /// next validation batch when `arch_updates`, then a weight step, at learning rate `lr`;
+  /// both loaders then start their next epoch. Returns the epoch's means, E[LAT], the derived
+  /// architecture and the mixing weights (epoch, phase and seconds are the caller's).
+  /// `on_step(step, steps, loss)` is called after every step.
+  DartsEpoch run_epoch(BatchLoader& train, BatchLoader& valid, double lr, bool arch_updates,
+                       const std::function<void(std::int64_t, std::int64_t, double)>& on_step = {});
   /// The latency term of the architecture loss (an undefined tensor without a table).
   ::torch::Tensor latency_penalty() const;
   /// Expected latency in ms under the current weights (0 without a table).

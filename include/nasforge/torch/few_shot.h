@@ -34,6 +34,7 @@
 #include <torch/types.h>
 
 #include "nasforge/random.h"
+#include "nasforge/torch/darts.h"
 #include "nasforge/torch/supernet.h"
 
 namespace nasforge {
@@ -83,5 +84,50 @@ std::vector<std::size_t> unsplit_edges(const SupernetImpl& net);
 /// Scores every unsplit edge and returns the split of the one with the largest cut.
 EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& options,
                        std::size_t branch);
+
+/// Settings of a few-shot search (the splitting tree of GM-NAS, ALGORITHMS.md 5.2).
+struct FewShotOptions {
+  /// Supernet training and the search run inside every sub-supernet after the last split
+  /// (`darts`, `darts2` or `pc-darts`; its `epochs` is ignored: see below).
+  DartsOptions search = darts_preset("darts");
+  /// Epochs (counted from the start) at whose end every current supernet is split; until the
+  /// last one only the weights train (alpha stays at its initialisation, as the reference fixes
+  /// it so that the ops' gradients are comparable).
+  std::vector<std::int64_t> split_epochs{15, 30};
+  std::vector<std::size_t> branch{2, 2};  ///< groups per split, one entry per split epoch
+  /// `gm` (gradient matching), `random` (a random unsplit edge, a random balanced partition) or
+  /// `exhaustive` (Few-shot NAS: the first unsplit edge, one sub-supernet per op; `branch` ignored).
+  std::string split = "gm";
+  GradientMatchOptions gm;
+  /// After the last split, re-initialise every sub-supernet (weights, alpha, optimisers), as
+  /// the reference's `--restart final`; else they continue with what they inherited.
+  bool restart = true;
+  /// Epochs after the last split, with architecture steps, on a new cosine schedule.
+  std::int64_t final_epochs = 30;
+};
+
+/// One leaf of the splitting tree.
+struct SubSupernetResult {
+  std::vector<std::vector<bool>> masks;   ///< per decision
+  std::vector<EdgeSplit> splits;          ///< the splits on the way from the root (this leaf's group last)
+  Architecture derived;                   ///< its search's discretisation
+  double valid_accuracy = 0;              ///< of `derived` in this sub-supernet (single path, train-mode BN)
+  std::vector<DartsEpoch> epochs;         ///< its final-phase epochs
+};
+
+/// What a few-shot search found.
+struct FewShotResult {
+  std::vector<SubSupernetResult> leaves;
+  std::size_t best = 0;                   ///< the leaf whose derived architecture validates best
+  Architecture derived;                   ///< leaves[best].derived
+};
+
+/// Runs the splitting tree on `data` (split into D_train and D_val as run_darts does): trains
+/// the root supernet's weights, splits every supernet at each split epoch (children inherit
+/// weights, alpha, BN statistics and optimiser state), then searches inside every leaf and
+/// compares the leaves' derived architectures by validation accuracy in their own
+/// sub-supernet. Sub-supernets of one level train one after another: memory holds at most
+/// the product of `branch` supernets at once.
+FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
 
 }  // namespace nasforge
