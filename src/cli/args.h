@@ -34,6 +34,9 @@ struct Args {
   // differentiable search
   double latency_weight = 0, latency_budget = 0;
   std::string cost;  // a latency table (nasforge profile's JSON)
+  // few-shot search
+  std::string split = "gm", inner = "darts", splits = "15,30", branch = "2,2";
+  long long gm_repeats = 100;
   double lr = 0.1;
   bool augment = true;
   std::string init;  // train: start from a sub-network directory
@@ -144,6 +147,16 @@ inline Args parse_args(int argc, char** argv, int first) {
       (s == "--latency-weight" ? a.latency_weight : a.latency_budget) = x;
     } else if (s == "--cost") {
       a.cost = value(s);
+    } else if (s == "--split") {
+      a.split = value(s);
+    } else if (s == "--splits") {
+      a.splits = value(s);
+    } else if (s == "--branch") {
+      a.branch = value(s);
+    } else if (s == "--gm-repeats") {
+      a.gm_repeats = to_number(s, value(s), 1, 100000);
+    } else if (s == "--inner") {
+      a.inner = value(s);
     } else if (s == "--budget-seconds" || s == "--budget-simulated") {
       std::string v = value(s);
       char* end = nullptr;
@@ -204,6 +217,8 @@ int cmd_profile(const Args& a);
 int cmd_measure(const Args& a);
 /// `nasforge search --strategy darts|darts2|pc-darts|darts-pt` (src/cli/train.cpp).
 int cmd_search_darts(const Args& a);
+/// `nasforge search --strategy few-shot-gm` (src/cli/train.cpp).
+int cmd_search_few_shot(const Args& a);
 #endif
 
 }  // namespace nasforge::cli

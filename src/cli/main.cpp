@@ -80,6 +80,16 @@ Usage:
       derived architecture up in a table. DIR gets result.json, weights.svg (op weights per
       epoch) and checkpoint.pt after every epoch; --resume continues exactly. JSON options:
       the DartsOptions fields (arch_lr, warmup_epochs, partial_channels, pt_interval, ...).
+  nasforge search --space FILE --strategy few-shot-gm [--inner darts|darts2|pc-darts]
+                  [--split gm|random|exhaustive] [--splits E1,E2,...] [--branch B1,B2,...] [--gm-repeats R]
+                  [--data fashion-mnist|synthetic] [--subset N] [--epochs E] [--batch B] [--seed S]
+                  [--strategy-options JSON] [--evaluator table:CSV] --out DIR
+      Few-shot NAS (GM-NAS): trains the supernet's weights, splits every supernet at the end of
+      each epoch of --splits (default 15,30) into --branch groups of an edge's ops (gradient
+      matching over R batches, default 100: every unsplit edge x R x its ops forward and backward
+      passes; or a random split; or one sub-supernet per op), then runs the inner search for
+      E more epochs (default 30) in every sub-supernet and keeps the leaf whose derived
+      architecture validates best. DIR/result.json lists every leaf.
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
                   [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
@@ -285,8 +295,10 @@ class SlowEvaluator final : public nasforge::Evaluator {
 };
 
 int cmd_search(const Args& a) {
-  if (a.strategy == "darts" || a.strategy == "darts2" || a.strategy == "pc-darts" || a.strategy == "darts-pt") {
+  if (a.strategy == "darts" || a.strategy == "darts2" || a.strategy == "pc-darts" || a.strategy == "darts-pt" ||
+      a.strategy == "few-shot-gm") {
 #ifdef NASFORGE_CLI_HAS_TORCH
+    if (a.strategy == "few-shot-gm") return nasforge::cli::cmd_search_few_shot(a);
     return nasforge::cli::cmd_search_darts(a);
 #else
     throw UsageError(fmt::format("search: --strategy {} needs LibTorch (this nasforge was built with NASFORGE_WITH_TORCH=OFF)",

@@ -16,6 +16,7 @@
 #include "nasforge/costs.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/torch/darts.h"
+#include "nasforge/torch/few_shot.h"
 #include "nasforge/torch/latency.h"
 #include "nasforge/torch/mlp_predictor.h"
 #include "nasforge/torch/serialize.h"
@@ -286,6 +287,80 @@ int cmd_search_darts(const Args& a) {
   res["derived_summary"] = summary;
   detail::write_file_atomic(path, res.dump(2) + "\n");
   fmt::print("{}/result.json, {}/weights.svg\n", a.out, a.out);
+  return 0;
+}
+
+namespace {
+template <typename T>
+std::vector<T> number_list(const std::string& flag, const std::string& text) {
+  std::vector<T> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    out.push_back(static_cast<T>(to_number(flag, text.substr(start, end - start), 1, 1'000'000)));
+    start = end + 1;
+  }
+  return out;
+}
+}  // namespace
+
+int cmd_search_few_shot(const Args& a) {
+  const std::string cmd = "search --strategy few-shot-gm";
+  if (a.space.empty()) throw UsageError(cmd + ": expected --space FILE");
+  if (a.out.empty()) throw UsageError(cmd + ": expected --out DIR");
+  if (!a.positional.empty()) throw UsageError(fmt::format("{}: unexpected argument \"{}\"", cmd, a.positional[0]));
+  if (a.inner != "darts" && a.inner != "darts2" && a.inner != "pc-darts") {
+    throw UsageError(fmt::format("--inner: expected darts, darts2 or pc-darts, found \"{}\"", a.inner));
+  }
+  if (a.evaluators.size() > 1) throw UsageError(cmd + ": expected at most one --evaluator");
+  auto space = SearchSpace::from_file(a.space, a.overrides);
+  FewShotOptions o;
+  o.search = darts_preset(a.inner);
+  nlohmann::json extra = nlohmann::json::parse(a.strategy_options, nullptr, false);
+  if (extra.is_discarded()) throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  darts_options_from_json(o.search, extra);
+  o.search.warmup_epochs = 0;  // the splitting phase is the warm-up
+  if (a.batch_set) o.search.batch = a.batch;
+  if (a.lr_set) o.search.lr = a.lr;
+  o.search.seed = a.seed;
+  o.search.threads = a.threads > 0 ? static_cast<int>(a.threads) : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  o.split = a.split;
+  o.gm.repeats = static_cast<std::size_t>(a.gm_repeats);
+  o.split_epochs = number_list<std::int64_t>("--splits", a.splits);
+  o.branch = number_list<std::size_t>("--branch", a.branch);
+  if (a.epochs_set) o.final_epochs = a.epochs;
+  auto data = load_data(a, cmd.c_str(), space.supernet()).first;
+  fmt::print("few-shot ({} split at epochs {}, branch {}) + {} for {} epochs on {} ({} images), {} threads\n", o.split,
+             a.splits, a.branch, a.inner, o.final_epochs, space.name(), data.size(), o.search.threads);
+  std::fflush(stdout);
+  FewShotResult r = run_few_shot(space, data, o);
+  std::unique_ptr<Evaluator> ev = a.evaluators.empty() ? nullptr : make_evaluator(a.evaluators[0], space);
+  auto text = [&](const Architecture& x) { return space.native_format() ? space.to_native(x) : space.to_json(x).dump(); };
+  nlohmann::json res{{"space", {{"name", space.name()}, {"fingerprint", space.fingerprint()}}}, {"strategy", "few-shot-gm"},
+                     {"split", o.split}, {"inner", a.inner}, {"seed", a.seed}, {"best", r.best},
+                     {"derived", text(r.derived)}, {"leaves", nlohmann::json::array()}};
+  for (std::size_t i = 0; i < r.leaves.size(); ++i) {
+    const auto& leaf = r.leaves[i];
+    nlohmann::json j{{"derived", text(leaf.derived)}, {"valid_accuracy", leaf.valid_accuracy}, {"splits", nlohmann::json::array()}};
+    std::string path;
+    for (const auto& s : leaf.splits) {
+      j["splits"].push_back({{"decision", space.decisions()[s.decision].name}, {"group", s.groups.at(0)}, {"cut", s.cut}});
+      path += fmt::format("{}{}={{{}}}", path.empty() ? "" : " ", space.decisions()[s.decision].name, fmt::join(s.groups.at(0), ","));
+    }
+    std::string metrics;
+    if (ev) {
+      for (const auto& [k, v] : ev->evaluate(leaf.derived)) {
+        j["metrics"][k] = v;
+        if (k == "test_acc") metrics = fmt::format("  test_acc {}", v);
+      }
+    }
+    fmt::print("{} leaf {} [{}]: {}  valid {:.4f}{}\n", i == r.best ? "*" : " ", i, path, text(leaf.derived),
+               leaf.valid_accuracy, metrics);
+    res["leaves"].push_back(std::move(j));
+  }
+  std::filesystem::create_directories(a.out);
+  detail::write_file_atomic(std::filesystem::path(a.out) / "result.json", res.dump(2) + "\n");
+  fmt::print("derived {}\n{}/result.json\n", text(r.derived), a.out);
   return 0;
 }
 
