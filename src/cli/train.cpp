@@ -313,22 +313,31 @@ int cmd_search_few_shot(const Args& a) {
     throw UsageError(fmt::format("--inner: expected darts, darts2 or pc-darts, found \"{}\"", a.inner));
   }
   if (a.evaluators.size() > 1) throw UsageError(cmd + ": expected at most one --evaluator");
+  if (a.resume || a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty() || !a.objectives.empty() ||
+      !a.constraints.empty()) {
+    throw UsageError(cmd + ": --resume, the latency options, --objective and --constraint are not supported by the "
+                           "few-shot search yet");
+  }
   auto space = SearchSpace::from_file(a.space, a.overrides);
   FewShotOptions o;
   o.search = darts_preset(a.inner);
   nlohmann::json extra = nlohmann::json::parse(a.strategy_options, nullptr, false);
   if (extra.is_discarded()) throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  if (extra.contains("epochs") || extra.contains("warmup_epochs")) {
+    throw UsageError(cmd + ": set the epochs with --splits and --epochs (the splitting phase is the warm-up)");
+  }
   darts_options_from_json(o.search, extra);
-  o.search.warmup_epochs = 0;  // the splitting phase is the warm-up
   if (a.batch_set) o.search.batch = a.batch;
   if (a.lr_set) o.search.lr = a.lr;
   o.search.seed = a.seed;
   o.search.threads = a.threads > 0 ? static_cast<int>(a.threads) : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   o.split = a.split;
+  o.restart = a.split != "exhaustive";  // Few-shot NAS keeps the transferred weights
   o.gm.repeats = static_cast<std::size_t>(a.gm_repeats);
   o.split_epochs = number_list<std::int64_t>("--splits", a.splits);
   o.branch = number_list<std::size_t>("--branch", a.branch);
   if (a.epochs_set) o.final_epochs = a.epochs;
+  std::filesystem::create_directories(a.out);  // before the search: a bad --out fails now
   auto data = load_data(a, cmd.c_str(), space.supernet()).first;
   fmt::print("few-shot ({} split at epochs {}, branch {}) + {} for {} epochs on {} ({} images), {} threads\n", o.split,
              a.splits, a.branch, a.inner, o.final_epochs, space.name(), data.size(), o.search.threads);

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -90,7 +91,12 @@ std::vector<std::vector<double>> gradient_match_distances(SupernetImpl& net, std
   net.train(was_training);
   for (std::size_t a = 0; a < k; ++a) {
     for (std::size_t b = 0; b < k; ++b) {
-      if (!mask[a] || !mask[b]) dist[a][b] = std::nan("");
+      if (!mask[a] || !mask[b]) {
+        dist[a][b] = std::nan("");
+      } else {
+        NASFORGE_CHECK(std::isfinite(dist[a][b]), "gradient_match_distances: the distance between options {} and {} of \"{}\" "
+                       "is not finite (a diverged loss?)", a, b, net.space().decisions()[decision].name);
+      }
     }
   }
   return dist;
@@ -193,7 +199,11 @@ EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const Gradie
   NASFORGE_CHECK(!edges.empty(), "choose_split: every op decision of space \"{}\" is already split", net.space().name());
   EdgeSplit best;
   bool have = false;
+  NASFORGE_CHECK(std::any_of(edges.begin(), edges.end(), [&](std::size_t d) { return net.mask(d).size() >= branch; }),
+                 "choose_split: no unsplit edge of space \"{}\" has {} options to split into {} groups", net.space().name(),
+                 branch, branch);
   for (std::size_t d : edges) {
+    if (net.mask(d).size() < branch) continue;  // cannot give every group an op
     const auto dist = gradient_match_distances(net, d, batch, o);
     std::vector<std::uint32_t> opts(net.mask(d).size());
     std::iota(opts.begin(), opts.end(), 0U);
@@ -226,6 +236,15 @@ TensorData rows(const TensorData& d, const std::vector<std::int64_t>& idx) {
   return {d.images.index_select(0, i), d.labels.index_select(0, i)};
 }
 
+bool is_zero(SupernetImpl& net, std::size_t decision, std::uint32_t option) {
+  for (const auto& l : net.structure().layers) {
+    if (l.op == "mixed" && static_cast<std::size_t>(l.attrs.i("decision")) == decision) {
+      return net.structure().layers[static_cast<std::size_t>(l.inputs[option])].op == "zero";
+    }
+  }
+  return false;
+}
+
 double derived_accuracy(DartsSearch& s, const Architecture& a, const TensorData& valid, std::int64_t batch) {
   auto& net = s.supernet();
   ::torch::NoGradGuard no_grad;
@@ -245,9 +264,22 @@ double derived_accuracy(DartsSearch& s, const Architecture& a, const TensorData&
 FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& o) {
   NASFORGE_CHECK(o.split == "gm" || o.split == "random" || o.split == "exhaustive",
                  "few-shot: split must be gm, random or exhaustive, got \"{}\"", o.split);
-  NASFORGE_CHECK(!o.split_epochs.empty() && o.split_epochs.size() == o.branch.size(),
+  const bool exhaustive = o.split == "exhaustive";
+  NASFORGE_CHECK(!o.split_epochs.empty() && (exhaustive || o.split_epochs.size() == o.branch.size()),
                  "few-shot: expected one branch factor per split epoch, got {} split epochs and {} branch factors",
                  o.split_epochs.size(), o.branch.size());
+  std::size_t widest = 0, splittable = 0;  // the most options of an op decision; decisions with >= 2
+  for (const auto& d : space.decisions()) {
+    if (d.kind != DecisionKind::kOp) continue;
+    widest = std::max(widest, d.options.size());
+    splittable += d.options.size() >= 2;
+  }
+  NASFORGE_CHECK(splittable >= o.split_epochs.size(), "few-shot: {} split levels need as many splittable edges; space "
+                 "\"{}\" has {}", o.split_epochs.size(), space.name(), splittable);
+  for (std::size_t k = 0; !exhaustive && k < o.branch.size(); ++k) {
+    NASFORGE_CHECK(o.branch[k] >= 2 && o.branch[k] <= widest, "few-shot: branch factor {} at level {} must be in [2, {}] "
+                   "(the most ops an edge of \"{}\" has)", o.branch[k], k + 1, widest, space.name());
+  }
   for (std::size_t k = 0; k < o.split_epochs.size(); ++k) {
     NASFORGE_CHECK(o.split_epochs[k] >= 1 && (k == 0 || o.split_epochs[k] > o.split_epochs[k - 1]),
                    "few-shot: split epochs must be >= 1 and increasing, got {}", fmt::join(o.split_epochs, ", "));
@@ -259,10 +291,29 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   so.warmup_epochs = 0;
   so.epochs = o.final_epochs;
   so.out_dir.clear();
+  const Shape& want = space.supernet().input_shape;
+  NASFORGE_CHECK(data.images.dim() == static_cast<std::int64_t>(want.size()) + 1 &&
+                     std::equal(want.begin(), want.end(), data.images.sizes().begin() + 1),
+                 "few-shot: space \"{}\" expects images [N, {}], the data has [{}]", space.name(), fmt::join(want, ", "),
+                 fmt::join(data.images.sizes(), ", "));
   const Split split = train_valid_split(data.size(), 1.0 - so.train_portion, so.seed);
+  NASFORGE_CHECK(static_cast<std::int64_t>(split.train.size()) >= so.batch &&
+                     static_cast<std::int64_t>(split.valid.size()) >= so.batch,
+                 "few-shot: {} training and {} validation samples, fewer than a batch of {}", split.train.size(),
+                 split.valid.size(), so.batch);
   const TensorData train = rows(data, split.train), valid = rows(data, split.valid);
   Rng rng(so.seed ^ 0x5EED5EEDULL);
-  const fs::path tmp = fs::temp_directory_path() / fmt::format("nasforge_few_shot_{}_{}.pt", ::getpid(), so.seed);
+  static std::atomic<unsigned> calls{0};
+  const fs::path tmp = fs::temp_directory_path() /
+                       fmt::format("nasforge_few_shot_{}_{}_{}.pt", ::getpid(), so.seed, calls.fetch_add(1));
+  struct Remove {  // the parent's checkpoint is scratch: gone on return and on a throw
+    fs::path p;
+    ~Remove() {
+      std::error_code ec;
+      fs::remove(p, ec);
+      fs::remove(p.string() + ".tmp", ec);
+    }
+  } remove_tmp{tmp};
 
   std::vector<Node> level;
   level.push_back({std::make_unique<DartsSearch>(space, so), BatchLoader(train, so.batch, true, so.seed, true),
@@ -284,14 +335,21 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
         auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
         s = choose_split(net, batches, o.gm, o.branch[k]);
       } else if (o.split == "random") {
-        const std::size_t d = open[rng.uniform(open.size())];
+        std::vector<std::size_t> wide;
+        for (std::size_t d : open) {
+          if (net.mask(d).size() >= o.branch[k]) wide.push_back(d);
+        }
+        NASFORGE_CHECK(!wide.empty(), "few-shot: no unsplit edge has {} options at level {}", o.branch[k], k + 1);
+        const std::size_t d = wide[rng.uniform(wide.size())];
         std::vector<std::uint32_t> opts(net.mask(d).size());
         std::iota(opts.begin(), opts.end(), 0U);
         s = random_partition(opts, o.branch[k], rng);
         s.decision = d;
       } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
         s.decision = open.front();
-        for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) s.groups.push_back({op});
+        for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) {
+          if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
+        }
       }
       n.search->save(tmp.string(), "{}");
       for (const auto& group : s.groups) {
@@ -305,12 +363,10 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
         child.splits.push_back(std::move(mine));
         next.push_back(std::move(child));
       }
+      n.search.reset();  // the parent's weights live on in its children only
     }
     level = std::move(next);
   }
-  std::error_code ec;
-  fs::remove(tmp, ec);
-
   FewShotResult r;
   for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
     auto& n = level[leaf];
@@ -319,6 +375,7 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
       for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
       DartsOptions fresh = so;
       fresh.seed = so.seed + 1 + leaf;
+      n.search.reset();
       n.search = std::make_unique<DartsSearch>(space, fresh);
       for (std::size_t d = 0; d < masks.size(); ++d) n.search->supernet()->set_mask(d, masks[d]);
     }

@@ -150,7 +150,7 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
       o.branch = {2};
     }
     FewShotResult r = run_few_shot(space, data, o);
-    const std::size_t leaves = std::string(how) == "exhaustive" ? 5U : 4U;
+    const std::size_t leaves = 4U;  // 2 x 2, or exhaustive: one per op of the edge but `none`
     ASSERT_EQ(r.leaves.size(), leaves) << how;
     // The first split's groups partition its edge's ops, and every leaf's derived
     // architecture respects its own masks.
@@ -163,13 +163,47 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
       EXPECT_GE(leaf.valid_accuracy, 0.0);
       EXPECT_EQ(leaf.epochs.size(), 1U);
     }
-    const int copies = std::string(how) == "exhaustive" ? 1 : 2;  // each first-level group has 2 leaves below it
-    for (int c : seen) EXPECT_EQ(c, copies) << how;
+    if (std::string(how) == "exhaustive") {  // every op but none (option 0) once
+      EXPECT_EQ(seen, (std::vector<int>{0, 1, 1, 1, 1}));
+    } else {  // each first-level group has 2 leaves below it
+      for (int c : seen) EXPECT_EQ(c, 2) << how;
+    }
     EXPECT_EQ(r.derived, r.leaves[r.best].derived);
   }
   FewShotOptions bad;
   bad.branch = {2};
   EXPECT_THROW(run_few_shot(space, data, bad), InvalidArgument);  // two split epochs, one branch factor
+}
+
+TEST(FewShot, BadSettingsFailBeforeAnyTraining) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);
+  auto fails = [&](FewShotOptions o, const std::string& words) {
+    try {
+      run_few_shot(space, data, o);
+      ADD_FAILURE() << "expected an error mentioning " << words;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  FewShotOptions o;
+  o.search.batch = 16;
+  o.split_epochs = {1};
+  o.branch = {6};  // NB201 edges have 5 ops
+  fails(o, "branch factor 6");
+  o.branch = {1};
+  fails(o, "branch factor 1");
+  o.branch = {2};
+  o.search.batch = 64;  // 32 training samples
+  fails(o, "fewer than a batch of 64");
+  o.search.batch = 16;
+  o.split_epochs = {1, 2, 3, 4, 5, 6, 7};
+  o.branch = std::vector<std::size_t>(7, 2);
+  fails(o, "7 split levels need as many splittable edges");
+  o.split_epochs = {1};
+  o.branch = {2};
+  data = synthetic_data(64, {3, 8, 8}, 10, 5);
+  fails(o, "the data has");  // 3-channel images for a 1-channel space
 }
 
 }  // namespace nasforge

@@ -16,15 +16,17 @@
 /// ```
 ///
 /// Which weights are "shared": the candidates of every other op decision, and the fixed layers
-/// between the first and the last mixed slot of the network (NB201's inter-stage ResNet
-/// blocks; in the DARTS space also the cells' preprocessing convs, which the reference code
-/// leaves out). The stem and the classifier are not; neither are the candidates of the edge
-/// itself, in any cell that shares its decision.
+/// between the first candidate and the last mixed slot of the network (NB201's inter-stage
+/// ResNet blocks; in the DARTS space also the preprocessing convs of every cell but the first,
+/// which the reference code leaves out). The stem and the classifier are not; neither are the
+/// candidates of the edge itself, in any cell that shares its decision.
 ///
 /// Which edge is split: the unsplit edge whose best partition has the largest cut (the sum of
 /// the distances between ops in different groups), NB201's rule in the reference code; its
 /// DARTS-space code picks the smallest intra-group cost instead, which differs when groups have
-/// unequal sizes. One rule for every space here.
+/// unequal sizes. One rule for every space here; every op decision is a candidate (the
+/// reference's DARTS-space code splits normal-cell edges only) and groups have balanced sizes
+/// (it also tries 2 + 5 for 7 ops).
 
 #include <cstdint>
 #include <functional>
@@ -57,7 +59,8 @@ std::vector<::torch::Tensor> shared_parameters(SupernetImpl& net, std::size_t de
 /// cross-entropy on the repeat's batch w.r.t. the shared weights (flattened and concatenated),
 /// with op o on edge `decision` and every other edge mixed by the current mixing weights; BN in
 /// train mode, the same batch for every op of a repeat. Rows and columns of masked options are
-/// NaN. Leaves the supernet's weights and gradients unchanged.
+/// NaN; a non-finite distance (a diverged loss) is an InvalidArgument. Leaves the supernet's
+/// weights and gradients unchanged; its BN running statistics see the forwards (train mode).
 std::vector<std::vector<double>> gradient_match_distances(SupernetImpl& net, std::size_t decision, const BatchSource& batch,
                                                           const GradientMatchOptions& options = {});
 
@@ -96,7 +99,8 @@ struct FewShotOptions {
   std::vector<std::int64_t> split_epochs{15, 30};
   std::vector<std::size_t> branch{2, 2};  ///< groups per split, one entry per split epoch
   /// `gm` (gradient matching), `random` (a random unsplit edge, a random balanced partition) or
-  /// `exhaustive` (Few-shot NAS: the first unsplit edge, one sub-supernet per op; `branch` ignored).
+  /// `exhaustive` (Few-shot NAS: the first unsplit edge, one sub-supernet per op but `none`;
+  /// `branch` ignored, and `restart` should be off to keep Few-shot NAS's weight transfer).
   std::string split = "gm";
   GradientMatchOptions gm;
   /// After the last split, re-initialise every sub-supernet (weights, alpha, optimisers), as
@@ -126,8 +130,9 @@ struct FewShotResult {
 /// the root supernet's weights, splits every supernet at each split epoch (children inherit
 /// weights, alpha, BN statistics and optimiser state), then searches inside every leaf and
 /// compares the leaves' derived architectures by validation accuracy in their own
-/// sub-supernet. Sub-supernets of one level train one after another: memory holds at most
-/// the product of `branch` supernets at once.
+/// sub-supernet. Sub-supernets of one level train one after another; a parent is freed once
+/// its children exist, so at most (leaves + 1) supernets are alive at a time. Bad settings
+/// (branch factors, levels, data shape, too few samples) are errors before any training.
 FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
 
 }  // namespace nasforge
