@@ -131,6 +131,23 @@ void BM_MixedForward_nb201(benchmark::State& state) {
 }
 BENCHMARK(BM_MixedForward_nb201)->Unit(benchmark::kMillisecond);
 
+// Every op module of `net` (not the structural layers) with a random batch-64 input of its
+// shape, channels-last for images when asked.
+std::vector<std::pair<std::size_t, torch::Tensor>> op_inputs(nasforge::SupernetImpl& net, bool channels_last) {
+  std::vector<std::pair<std::size_t, torch::Tensor>> work;
+  const auto& layers = net.structure().layers;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& op = layers[i].op;
+    if (op == "mixed" || op == "select" || op == "sum" || op == "concat" || op == "zero") continue;
+    std::vector<std::int64_t> shape{64};
+    shape.insert(shape.end(), layers[i].input_shapes[0].begin(), layers[i].input_shapes[0].end());
+    auto x = torch::randn(shape);
+    if (channels_last && x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);
+    work.emplace_back(i, x);
+  }
+  return work;
+}
+
 // Every op module of the same supernet (all candidates, stem, blocks, head) run alone on an
 // input of its shape: what the mixed forward would cost with free mixing.
 void BM_CandidatesAlone_nb201(benchmark::State& state) {
@@ -139,15 +156,7 @@ void BM_CandidatesAlone_nb201(benchmark::State& state) {
   torch::manual_seed(0);
   nasforge::Supernet net(space);
   torch::NoGradGuard no_grad;
-  std::vector<std::pair<std::size_t, torch::Tensor>> work;
-  const auto& layers = net->structure().layers;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto& op = layers[i].op;
-    if (op == "mixed" || op == "select" || op == "sum" || op == "concat" || op == "zero") continue;
-    std::vector<std::int64_t> shape{64};
-    shape.insert(shape.end(), layers[i].input_shapes[0].begin(), layers[i].input_shapes[0].end());
-    work.emplace_back(i, torch::randn(shape));
-  }
+  auto work = op_inputs(*net, /*channels_last=*/false);
   for (auto _ : state) {
     for (auto& [i, x] : work) benchmark::DoNotOptimize(net->forward_layer(i, x).data_ptr());
   }
@@ -198,17 +207,8 @@ void BM_DartsOpsAlone_nb201(benchmark::State& state) {
   nasforge::DartsOptions o = nasforge::darts_preset("darts");
   nasforge::DartsSearch s(space, o);
   auto& net = s.supernet();
-  std::vector<std::pair<std::size_t, torch::Tensor>> work;
-  const auto& layers = net->structure().layers;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto& op = layers[i].op;
-    if (op == "mixed" || op == "select" || op == "sum" || op == "concat" || op == "zero") continue;
-    std::vector<std::int64_t> shape{64};
-    shape.insert(shape.end(), layers[i].input_shapes[0].begin(), layers[i].input_shapes[0].end());
-    auto x = torch::randn(shape);
-    if (x.dim() == 4) x = x.contiguous(torch::MemoryFormat::ChannelsLast);  // as the search runs (channels_last)
-    work.emplace_back(i, x.requires_grad_(true));
-  }
+  auto work = op_inputs(*net, /*channels_last=*/true);  // as the search runs
+  for (auto& w : work) w.second.requires_grad_(true);
   for (auto _ : state) {
     for (auto& [i, x] : work) {  // the architecture pass: gradients of the activations only
       auto y = net->forward_layer(i, x);
