@@ -141,10 +141,6 @@ Projection projection_from(const json& j) {
   return p;
 }
 
-TensorData subset(const TensorData& d, const std::vector<std::int64_t>& idx) {
-  auto i = ::torch::tensor(idx, ::torch::kLong).to(d.images.device());
-  return {d.images.index_select(0, i), d.labels.index_select(0, i)};
-}
 }  // namespace
 
 // ---- presets ------------------------------------------------------------------------------
@@ -643,7 +639,8 @@ std::uint32_t DartsSearch::project_topology(std::size_t idec, const TensorData& 
 }
 
 void DartsSearch::save(const std::string& path, const std::string& state) const {
-  json s = json::parse(state);
+  json s = json::parse(state, nullptr, false);
+  NASFORGE_CHECK(s.is_object(), "DartsSearch::save: the state must be a JSON object's text, got \"{}\"", state);
   s["decided"] = decided_;
   s["topology"] = topology_;
   net_->save_checkpoint(path, wopt_.get(), aopt_.get(), s.dump());
@@ -748,21 +745,26 @@ std::string weights_trajectory_svg(const SearchSpace& space, const std::vector<D
   return svg + "</svg>\n";
 }
 
+std::pair<TensorData, TensorData> split_search_data(const SearchSpace& space, const TensorData& data,
+                                                    const DartsOptions& o, const std::string& who) {
+  NASFORGE_CHECK(data.size() >= 2, "{}: expected at least 2 samples, got {}", who, data.size());
+  const Shape& want = space.supernet().input_shape;
+  NASFORGE_CHECK(data.images.dim() == static_cast<std::int64_t>(want.size()) + 1 &&
+                     std::equal(want.begin(), want.end(), data.images.sizes().begin() + 1),
+                 "{}: space \"{}\" expects images [N, {}], the data has [{}] (set the space's input parameter)", who,
+                 space.name(), fmt::join(want, ", "), fmt::join(data.images.sizes(), ", "));
+  const Split split = train_valid_split(data.size(), 1.0 - o.train_portion, o.seed);
+  NASFORGE_CHECK(static_cast<std::int64_t>(split.train.size()) >= o.batch && static_cast<std::int64_t>(split.valid.size()) >= o.batch,
+                 "{}: {} training and {} validation samples, fewer than a batch of {}", who, split.train.size(),
+                 split.valid.size(), o.batch);
+  return {subset(data, split.train), subset(data, split.valid)};
+}
+
 DartsResult run_darts(const SearchSpace& space, const TensorData& data, const DartsOptions& o) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
-  NASFORGE_CHECK(data.size() >= 2, "run_darts: expected at least 2 samples, got {}", data.size());
-  const Shape& want = space.supernet().input_shape;
-  NASFORGE_CHECK(data.images.dim() == static_cast<std::int64_t>(want.size()) + 1 &&
-                     std::equal(want.begin(), want.end(), data.images.sizes().begin() + 1),
-                 "run_darts: space \"{}\" expects images [N, {}], the data has [{}] (set the space's input parameter)",
-                 space.name(), fmt::join(want, ", "), fmt::join(data.images.sizes(), ", "));
-  const Split split = train_valid_split(data.size(), 1.0 - o.train_portion, o.seed);
-  NASFORGE_CHECK(static_cast<std::int64_t>(split.train.size()) >= o.batch && static_cast<std::int64_t>(split.valid.size()) >= o.batch,
-                 "run_darts: {} training and {} validation samples, fewer than a batch of {}", split.train.size(),
-                 split.valid.size(), o.batch);
-  const TensorData train = subset(data, split.train), valid = subset(data, split.valid);
+  const auto [train, valid] = split_search_data(space, data, o, "run_darts");
   TensorData pt_valid = valid;
   if (o.pt_eval_samples > 0 && o.pt_eval_samples < valid.size()) {
     pt_valid = {valid.images.narrow(0, 0, o.pt_eval_samples), valid.labels.narrow(0, 0, o.pt_eval_samples)};
@@ -795,8 +797,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
   // Everything that shapes the result must match on resume; running options may differ.
   auto settings = [&] {
     json j = darts_options_to_json(o);
-    for (const char* running : {"threads", "algorithm"}) j.erase(running);
-    j["algorithm"] = o.algorithm;
+    j.erase("threads");  // a running option: a resume may use another thread count
     j["samples"] = data.size();
     j["latency_table"] = o.latency ? fingerprint(o.latency->to_json().dump()) : "none";
     return j;

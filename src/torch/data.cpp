@@ -9,6 +9,11 @@
 
 namespace nasforge {
 
+TensorData subset(const TensorData& data, const std::vector<std::int64_t>& indices) {
+  auto i = ::torch::tensor(indices, ::torch::kLong).to(data.images.device());
+  return {data.images.index_select(0, i), data.labels.index_select(0, i)};
+}
+
 Normalization compute_normalization(const ImageSet& set, const std::vector<std::int64_t>& indices) {
   NASFORGE_CHECK(set.size() > 0, "compute_normalization: expected a non-empty image set");
   const std::int64_t c = set.channels, hw = set.height * set.width;

@@ -231,10 +231,6 @@ struct Node {
   std::vector<EdgeSplit> splits;
 };
 
-TensorData rows(const TensorData& d, const std::vector<std::int64_t>& idx) {
-  auto i = ::torch::tensor(idx, ::torch::kLong).to(d.images.device());
-  return {d.images.index_select(0, i), d.labels.index_select(0, i)};
-}
 
 bool is_zero(SupernetImpl& net, std::size_t decision, std::uint32_t option) {
   for (const auto& l : net.structure().layers) {
@@ -291,17 +287,7 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   so.warmup_epochs = 0;
   so.epochs = o.final_epochs;
   so.out_dir.clear();
-  const Shape& want = space.supernet().input_shape;
-  NASFORGE_CHECK(data.images.dim() == static_cast<std::int64_t>(want.size()) + 1 &&
-                     std::equal(want.begin(), want.end(), data.images.sizes().begin() + 1),
-                 "few-shot: space \"{}\" expects images [N, {}], the data has [{}]", space.name(), fmt::join(want, ", "),
-                 fmt::join(data.images.sizes(), ", "));
-  const Split split = train_valid_split(data.size(), 1.0 - so.train_portion, so.seed);
-  NASFORGE_CHECK(static_cast<std::int64_t>(split.train.size()) >= so.batch &&
-                     static_cast<std::int64_t>(split.valid.size()) >= so.batch,
-                 "few-shot: {} training and {} validation samples, fewer than a batch of {}", split.train.size(),
-                 split.valid.size(), so.batch);
-  const TensorData train = rows(data, split.train), valid = rows(data, split.valid);
+  const auto [train, valid] = split_search_data(space, data, so, "few-shot");
   Rng rng(so.seed ^ 0x5EED5EEDULL);
   static std::atomic<unsigned> calls{0};
   const fs::path tmp = fs::temp_directory_path() /

@@ -125,7 +125,9 @@ struct DartsEpoch {
   double seconds = 0;
 };
 
-/// One DARTS-PT projection: the edge decided and what removing each of its ops did.
+/// One DARTS-PT projection: the edge decided and what removing each of its ops did. For a
+/// topology projection (DARTS space), `decision` is the node's inputs decision, `chosen` the
+/// option keeping the surviving inputs, and `score` is empty.
 struct Projection {
   std::size_t decision = 0;           ///< the op decision (edge) decided
   std::uint32_t chosen = 0;           ///< the op kept
@@ -156,7 +158,9 @@ class DartsSearch {
   DartsSearch(const DartsSearch&) = delete;
   DartsSearch& operator=(const DartsSearch&) = delete;
 
+  /// The mixed-mode supernet being searched.
   Supernet& supernet() noexcept { return net_; }
+  /// The options it was built with. `threads` is applied by run_darts, not by the steps.
   const DartsOptions& options() const noexcept { return o_; }
 
   /// Architecture step on a validation batch (first order, or second order through the
@@ -193,7 +197,8 @@ class DartsSearch {
   std::vector<::torch::Tensor> current_weights() const;
 
   /// Evaluates the supernet under `weights` on `data` in train-mode BN without gradients
-  /// (DARTS-PT's protocol): (accuracy, mean loss).
+  /// (DARTS-PT's protocol): (accuracy, mean loss). Leaves the supernet in train mode; the
+  /// forwards update BN running statistics, as the reference's do.
   std::pair<double, double> evaluate(const TensorData& data, const std::vector<::torch::Tensor>& weights);
   /// Decides one edge (op decision `d`) by perturbation: each allowed op is removed in turn.
   Projection project_edge(std::size_t d, const TensorData& valid);
@@ -204,12 +209,15 @@ class DartsSearch {
   /// Decided edges (DARTS-PT), -1 where undecided; one entry per decision.
   const std::vector<std::int64_t>& decided() const noexcept { return decided_; }
 
-  /// Writes the supernet, both optimisers and `state` (JSON text) to `path` atomically.
+  /// Writes the supernet, both optimisers and `state` (a JSON object's text, else
+  /// InvalidArgument) with the decided edges added, to `path` atomically.
   void save(const std::string& path, const std::string& state) const;
   /// Restores what save wrote; returns the state text.
   std::string load(const std::string& path);
 
+  /// The weights' SGD (its state holds the momentum buffers the virtual step reads).
   ::torch::optim::Optimizer& weight_optimizer();
+  /// The architecture parameters' Adam.
   ::torch::optim::Optimizer& arch_optimizer();
 
  private:
@@ -229,6 +237,12 @@ class DartsSearch {
   std::vector<std::int64_t> decided_;
   std::vector<std::uint32_t> topology_;  // DARTS-PT: decided input options (UINT32_MAX: undecided)
 };
+
+/// D_train and D_val of a differentiable search: `data` split by `options.seed` at
+/// `options.train_portion`. Throws InvalidArgument, prefixed with `who`, when the images do not
+/// fit the space's input or either part is smaller than a batch.
+std::pair<TensorData, TensorData> split_search_data(const SearchSpace& space, const TensorData& data,
+                                                    const DartsOptions& options, const std::string& who);
 
 /// Runs a whole search on `data` (split into D_train and D_val by `options.seed`):
 /// warm-up, search, and for DARTS-PT the projections with fine-tuning; checkpoints every epoch

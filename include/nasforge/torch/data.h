@@ -38,6 +38,9 @@ TensorData to_tensors(const ImageSet& set, const Normalization& norm,
                       const std::vector<std::int64_t>& indices = {},
                       ::torch::Device device = ::torch::kCPU);
 
+/// The samples of `data` at `indices` (in that order), on the data's device.
+TensorData subset(const TensorData& data, const std::vector<std::int64_t>& indices);
+
 /// A learnable synthetic classification set: class c's images are Gaussian noise (sd 1) plus a
 /// fixed random pattern of that class (sd `signal`). Deterministic in `seed`.
 TensorData synthetic_data(std::int64_t n, const Shape& shape, std::int64_t classes,
