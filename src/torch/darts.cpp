@@ -504,6 +504,24 @@ std::pair<double, double> DartsSearch::weight_step(const Tensor& x, const Tensor
   return {loss.item<double>(), acc};
 }
 
+std::pair<double, double> DartsSearch::path_step(const Tensor& x, const Tensor& y, double lr, const Architecture& path) {
+  for (auto& group : wopt_->param_groups()) static_cast<::torch::optim::SGDOptions&>(group.options()).lr(lr);
+  struct Mixed {  // back to mixed mode on every path out
+    SupernetImpl& n;
+    ~Mixed() { n.set_mode(SupernetMode::kMixed); }
+  } restore{*net_};
+  net_->set_mode(SupernetMode::kSinglePath);
+  net_->set_architecture(path);
+  Tensor logits = net_->forward(x);
+  Tensor loss = ::torch::nn::functional::cross_entropy(logits, y);
+  const double acc = logits.detach().argmax(1).eq(y).to(::torch::kDouble).mean().item<double>();
+  wopt_->zero_grad();
+  loss.backward();
+  if (o_.grad_clip > 0) ::torch::nn::utils::clip_grad_norm_(weights_, o_.grad_clip);
+  wopt_->step();
+  return {loss.item<double>(), acc};
+}
+
 Architecture DartsSearch::derive() const {
   ::torch::NoGradGuard no_grad;
   const auto& ds = space_.decisions();

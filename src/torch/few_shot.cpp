@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -59,10 +60,25 @@ std::vector<std::vector<double>> gradient_match_distances(SupernetImpl& net, std
   std::vector<std::vector<double>> dist(k, std::vector<double>(k, 0.0));
   const bool was_training = net.is_training();
   net.train();
+  Rng paths(o.seed);
+  const auto mixing = net.mixing_weights();
   for (std::size_t r = 0; r < o.repeats; ++r) {
     auto [x, y] = batch(r);
     std::vector<::torch::Tensor> base;
-    for (const auto& w : net.mixing_weights()) base.push_back(w.defined() ? w.detach() : w);
+    if (o.single_path) {  // RSPS: every other edge runs one uniformly drawn enabled op
+      const Architecture path = net.sample(paths);
+      for (std::size_t d = 0; d < mixing.size(); ++d) {
+        if (!mixing[d].defined()) {
+          base.push_back(mixing[d]);
+          continue;
+        }
+        auto one_hot = ::torch::zeros_like(mixing[d]).detach();
+        one_hot[static_cast<std::int64_t>(path[d])] = 1.0;
+        base.push_back(one_hot);
+      }
+    } else {
+      for (const auto& w : mixing) base.push_back(w.defined() ? w.detach() : w);
+    }
     std::vector<::torch::Tensor> g(k);
     for (std::size_t op = 0; op < k; ++op) {
       if (!mask[op]) continue;
@@ -229,6 +245,7 @@ struct Node {
   std::unique_ptr<DartsSearch> search;
   BatchLoader train, valid;
   std::vector<EdgeSplit> splits;
+  Rng paths;  // single-path training: the paths this supernet samples
 };
 
 
@@ -257,13 +274,16 @@ double derived_accuracy(DartsSearch& s, const Architecture& a, const TensorData&
 }
 }  // namespace
 
-FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& o) {
+namespace {
+void check_settings(const SearchSpace& space, const FewShotOptions& o, bool allow_no_split) {
   NASFORGE_CHECK(o.split == "gm" || o.split == "random" || o.split == "exhaustive",
                  "few-shot: split must be gm, random or exhaustive, got \"{}\"", o.split);
+  NASFORGE_CHECK(o.training == "mixed" || o.training == "single-path",
+                 "few-shot: training must be mixed or single-path, got \"{}\"", o.training);
   const bool exhaustive = o.split == "exhaustive";
-  NASFORGE_CHECK(!o.split_epochs.empty() && (exhaustive || o.split_epochs.size() == o.branch.size()),
-                 "few-shot: expected one branch factor per split epoch, got {} split epochs and {} branch factors",
-                 o.split_epochs.size(), o.branch.size());
+  NASFORGE_CHECK((allow_no_split || !o.split_epochs.empty()) && (exhaustive || o.split_epochs.size() == o.branch.size()),
+                 "few-shot: expected one branch factor per split epoch{}, got {} split epochs and {} branch factors",
+                 allow_no_split ? "" : " (and at least one split)", o.split_epochs.size(), o.branch.size());
   std::size_t widest = 0, splittable = 0;  // the most options of an op decision; decisions with >= 2
   for (const auto& d : space.decisions()) {
     if (d.kind != DecisionKind::kOp) continue;
@@ -281,6 +301,131 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
                    "few-shot: split epochs must be >= 1 and increasing, got {}", fmt::join(o.split_epochs, ", "));
   }
   NASFORGE_CHECK(o.final_epochs >= 1, "few-shot: final_epochs must be >= 1, got {}", o.final_epochs);
+}
+
+// The splitting phase shared by both trainings: trains the root until the first split epoch,
+// splits every supernet at each split epoch and returns the leaves (before the final phase).
+class Tree {
+ public:
+  Tree(const SearchSpace& space, const FewShotOptions& o, DartsOptions so, const TensorData& train, const TensorData& valid)
+      : space_(space), o_(o), so_(std::move(so)), single_(o.training == "single-path"), rng_(so_.seed ^ 0x5EED5EEDULL),
+        tmp_(fs::temp_directory_path() /
+             fmt::format("nasforge_few_shot_{}_{}_{}.pt", ::getpid(), so_.seed, calls_.fetch_add(1))) {
+    level_.push_back({std::make_unique<DartsSearch>(space, so_), BatchLoader(train, so_.batch, true, so_.seed, true),
+                      BatchLoader(valid, so_.batch, true, so_.seed + 1, true), {}, Rng(so_.seed ^ 0xA7A7ULL)});
+  }
+  Tree(const Tree&) = delete;
+  Tree& operator=(const Tree&) = delete;
+  ~Tree() {  // the parent's checkpoint is scratch: gone on return and on a throw
+    std::error_code ec;
+    fs::remove(tmp_, ec);
+    fs::remove(tmp_.string() + ".tmp", ec);
+  }
+
+  // One epoch of weight training (alpha fixed) of node n at learning rate lr.
+  void train_epoch(Node& n, double lr) {
+    if (!single_) {
+      n.search->run_epoch(n.train, n.valid, lr, /*arch_updates=*/false);
+      return;
+    }
+    auto& net = *n.search->supernet();
+    const std::int64_t steps =
+        so_.steps_per_epoch > 0 ? std::min(so_.steps_per_epoch, n.train.num_batches()) : n.train.num_batches();
+    for (std::int64_t i = 0; i < steps; ++i) {
+      auto [x, y] = n.train.batch(i);
+      n.search->path_step(x, y, lr, net.sample(n.paths));
+    }
+    n.train.next_epoch();
+    n.valid.next_epoch();
+  }
+
+  std::vector<Node>& grow() {
+    const std::int64_t split_total = o_.split_epochs.empty() ? 0 : o_.split_epochs.back();
+    std::int64_t epoch = 0;
+    for (std::size_t k = 0; k < o_.split_epochs.size(); ++k) {
+      for (; epoch < o_.split_epochs[k]; ++epoch) {  // weights only; one cosine over the splitting phase
+        const double lr = detail::cosine_lr(so_.lr, so_.lr_min, epoch, split_total + o_.final_epochs);
+        for (auto& n : level_) train_epoch(n, lr);
+      }
+      std::vector<Node> next;
+      for (auto& n : level_) split(n, k, next);
+      level_ = std::move(next);
+    }
+    return level_;
+  }
+
+  // Re-initialises leaf `leaf` (weights, alpha, optimisers); only its masks stay.
+  void restart(std::size_t leaf) {
+    auto& n = level_[leaf];
+    std::vector<std::vector<bool>> masks;
+    for (std::size_t d = 0; d < space_.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+    DartsOptions fresh = so_;
+    fresh.seed = so_.seed + 1 + leaf;
+    n.search.reset();
+    n.search = std::make_unique<DartsSearch>(space_, fresh);
+    for (std::size_t d = 0; d < masks.size(); ++d) n.search->supernet()->set_mask(d, masks[d]);
+  }
+
+ private:
+  void split(Node& n, std::size_t k, std::vector<Node>& next) {
+    auto& net = *n.search->supernet();
+    const auto open = unsplit_edges(net);
+    NASFORGE_CHECK(!open.empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
+    EdgeSplit s;
+    if (o_.split == "gm") {
+      auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
+      GradientMatchOptions gm = o_.gm;
+      gm.single_path = gm.single_path || single_;
+      gm.seed = n.paths();
+      s = choose_split(net, batches, gm, o_.branch[k]);
+    } else if (o_.split == "random") {
+      std::vector<std::size_t> wide;
+      for (std::size_t d : open) {
+        if (net.mask(d).size() >= o_.branch[k]) wide.push_back(d);
+      }
+      NASFORGE_CHECK(!wide.empty(), "few-shot: no unsplit edge has {} options at level {}", o_.branch[k], k + 1);
+      const std::size_t d = wide[rng_.uniform(wide.size())];
+      std::vector<std::uint32_t> opts(net.mask(d).size());
+      std::iota(opts.begin(), opts.end(), 0U);
+      s = random_partition(opts, o_.branch[k], rng_);
+      s.decision = d;
+    } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
+      s.decision = open.front();
+      for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) {
+        if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
+      }
+    }
+    n.search->save(tmp_.string(), "{}");
+    for (std::size_t g = 0; g < s.groups.size(); ++g) {
+      const auto& group = s.groups[g];
+      Node child{std::make_unique<DartsSearch>(space_, so_), n.train, n.valid, n.splits, Rng(n.paths())};
+      child.search->load(tmp_.string());  // weights, alpha, BN statistics, optimiser state
+      std::vector<bool> allowed(net.mask(s.decision).size(), false);
+      for (auto op : group) allowed[op] = true;
+      child.search->supernet()->set_mask(s.decision, allowed);
+      EdgeSplit mine = s;
+      mine.groups = {group};
+      child.splits.push_back(std::move(mine));
+      next.push_back(std::move(child));
+    }
+    n.search.reset();  // the parent's weights live on in its children only
+  }
+
+  const SearchSpace& space_;
+  const FewShotOptions& o_;
+  DartsOptions so_;
+  bool single_;
+  Rng rng_;
+  fs::path tmp_;
+  std::vector<Node> level_;
+  static inline std::atomic<unsigned> calls_{0};
+};
+}  // namespace
+
+FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& o) {
+  check_settings(space, o, /*allow_no_split=*/false);
+  NASFORGE_CHECK(o.training == "mixed", "few-shot: run_few_shot searches with DARTS in mixed supernets; for "
+                 "single-path training use train_sub_supernets and a FewShotEvaluator");
   NASFORGE_CHECK(o.search.algorithm != "darts-pt", "few-shot: the inner search must be darts, darts2 or pc-darts");
   detail::ThreadScope threads(o.search.threads, /*blas=*/true);
   DartsOptions so = o.search;
@@ -288,83 +433,13 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   so.epochs = o.final_epochs;
   so.out_dir.clear();
   const auto [train, valid] = split_search_data(space, data, so, "few-shot");
-  Rng rng(so.seed ^ 0x5EED5EEDULL);
-  static std::atomic<unsigned> calls{0};
-  const fs::path tmp = fs::temp_directory_path() /
-                       fmt::format("nasforge_few_shot_{}_{}_{}.pt", ::getpid(), so.seed, calls.fetch_add(1));
-  struct Remove {  // the parent's checkpoint is scratch: gone on return and on a throw
-    fs::path p;
-    ~Remove() {
-      std::error_code ec;
-      fs::remove(p, ec);
-      fs::remove(p.string() + ".tmp", ec);
-    }
-  } remove_tmp{tmp};
-
-  std::vector<Node> level;
-  level.push_back({std::make_unique<DartsSearch>(space, so), BatchLoader(train, so.batch, true, so.seed, true),
-                   BatchLoader(valid, so.batch, true, so.seed + 1, true), {}});
+  Tree tree(space, o, so, train, valid);
+  auto& level = tree.grow();
   const std::int64_t split_total = o.split_epochs.back();
-  std::int64_t epoch = 0;
-  for (std::size_t k = 0; k < o.split_epochs.size(); ++k) {
-    for (; epoch < o.split_epochs[k]; ++epoch) {  // weights only; one cosine over the splitting phase
-      const double lr = detail::cosine_lr(so.lr, so.lr_min, epoch, split_total + o.final_epochs);
-      for (auto& n : level) n.search->run_epoch(n.train, n.valid, lr, /*arch_updates=*/false);
-    }
-    std::vector<Node> next;
-    for (auto& n : level) {
-      auto& net = *n.search->supernet();
-      const auto open = unsplit_edges(net);
-      NASFORGE_CHECK(!open.empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
-      EdgeSplit s;
-      if (o.split == "gm") {
-        auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
-        s = choose_split(net, batches, o.gm, o.branch[k]);
-      } else if (o.split == "random") {
-        std::vector<std::size_t> wide;
-        for (std::size_t d : open) {
-          if (net.mask(d).size() >= o.branch[k]) wide.push_back(d);
-        }
-        NASFORGE_CHECK(!wide.empty(), "few-shot: no unsplit edge has {} options at level {}", o.branch[k], k + 1);
-        const std::size_t d = wide[rng.uniform(wide.size())];
-        std::vector<std::uint32_t> opts(net.mask(d).size());
-        std::iota(opts.begin(), opts.end(), 0U);
-        s = random_partition(opts, o.branch[k], rng);
-        s.decision = d;
-      } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
-        s.decision = open.front();
-        for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) {
-          if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
-        }
-      }
-      n.search->save(tmp.string(), "{}");
-      for (const auto& group : s.groups) {
-        Node child{std::make_unique<DartsSearch>(space, so), n.train, n.valid, n.splits};
-        child.search->load(tmp.string());  // weights, alpha, BN statistics, optimiser state
-        std::vector<bool> allowed(net.mask(s.decision).size(), false);
-        for (auto op : group) allowed[op] = true;
-        child.search->supernet()->set_mask(s.decision, allowed);
-        EdgeSplit mine = s;
-        mine.groups = {group};
-        child.splits.push_back(std::move(mine));
-        next.push_back(std::move(child));
-      }
-      n.search.reset();  // the parent's weights live on in its children only
-    }
-    level = std::move(next);
-  }
   FewShotResult r;
   for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
+    if (o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
     auto& n = level[leaf];
-    if (o.restart) {  // fresh weights, alpha and optimisers; only the masks stay
-      std::vector<std::vector<bool>> masks;
-      for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
-      DartsOptions fresh = so;
-      fresh.seed = so.seed + 1 + leaf;
-      n.search.reset();
-      n.search = std::make_unique<DartsSearch>(space, fresh);
-      for (std::size_t d = 0; d < masks.size(); ++d) n.search->supernet()->set_mask(d, masks[d]);
-    }
     SubSupernetResult out;
     for (std::int64_t e = 0; e < o.final_epochs; ++e) {  // a new cosine schedule (the reference's --fix_sche)
       DartsEpoch rec = n.search->run_epoch(n.train, n.valid, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs), true);
@@ -383,6 +458,77 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   }
   r.derived = r.leaves[r.best].derived;
   return r;
+}
+
+SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& data, const FewShotOptions& o) {
+  check_settings(space, o, /*allow_no_split=*/true);
+  NASFORGE_CHECK(o.training == "single-path", "few-shot: train_sub_supernets trains single-path (training = "
+                 "\"single-path\"); for mixed supernets with a DARTS search use run_few_shot");
+  NASFORGE_CHECK(o.search.supernet.partial_channels <= 1 && !o.search.supernet.edge_normalization,
+                 "few-shot: single-path training runs whole candidates; partial channels ({}) and edge normalisation "
+                 "are PC-DARTS settings of mixed supernets", o.search.supernet.partial_channels);
+  const auto t0 = std::chrono::steady_clock::now();
+  detail::ThreadScope threads(o.search.threads, /*blas=*/true);
+  DartsOptions so = o.search;
+  so.warmup_epochs = 0;
+  so.epochs = o.final_epochs;
+  so.out_dir.clear();
+  const auto [train, valid] = split_search_data(space, data, so, "few-shot");
+  Tree tree(space, o, so, train, valid);
+  auto& level = tree.grow();
+  SubSupernets r;
+  for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
+    if (o.restart && !o.split_epochs.empty()) tree.restart(leaf);
+    auto& n = level[leaf];
+    for (std::int64_t e = 0; e < o.final_epochs; ++e) {
+      tree.train_epoch(n, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs));
+    }
+    SubSupernet out{n.search->supernet(), {}, n.splits};
+    for (std::size_t d = 0; d < space.decisions().size(); ++d) out.masks.push_back(out.supernet->mask(d));
+    out.supernet->set_mode(SupernetMode::kSinglePath);
+    n.search.reset();  // the optimiser state goes; the supernet lives on in the leaf
+    r.leaves.push_back(std::move(out));
+  }
+  r.train = train;
+  r.valid = valid;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+bool SubSupernet::contains(const Architecture& arch) const {
+  NASFORGE_CHECK(arch.size() == masks.size(), "SubSupernet::contains: the architecture has {} decisions, the space {}",
+                 arch.size(), masks.size());
+  for (std::size_t d = 0; d < masks.size(); ++d) {
+    if (arch[d] >= masks[d].size() || !masks[d][arch[d]]) return false;
+  }
+  return true;
+}
+
+FewShotEvaluator::FewShotEvaluator(std::vector<SubSupernet> leaves, std::vector<::torch::Tensor> calibration, TensorData valid,
+                                   std::int64_t batch)
+    : leaves_(std::move(leaves)) {
+  NASFORGE_CHECK(!leaves_.empty(), "FewShotEvaluator: expected at least one sub-supernet");
+  for (auto& leaf : leaves_) {
+    leaf.supernet->set_mode(SupernetMode::kSinglePath);
+    evaluators_.push_back(std::make_unique<SupernetEvaluator>(leaf.supernet, calibration, valid, batch));
+  }
+}
+
+FewShotEvaluator::~FewShotEvaluator() = default;
+
+std::size_t FewShotEvaluator::leaf_of(const Architecture& arch) const {
+  for (std::size_t i = 0; i < leaves_.size(); ++i) {
+    if (leaves_[i].contains(arch)) return i;
+  }
+  throw InvalidArgument(fmt::format("FewShotEvaluator: no sub-supernet of the {} contains architecture {}", leaves_.size(),
+                                    arch.to_string()));
+}
+
+Metrics FewShotEvaluator::evaluate(const Architecture& arch) const {
+  const std::size_t i = leaf_of(arch);
+  Metrics m = evaluators_[i]->evaluate(arch);
+  m["sub_supernet"] = static_cast<double>(i);
+  return m;
 }
 
 }  // namespace nasforge

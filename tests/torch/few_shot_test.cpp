@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <torch/torch.h>
 
 #include "nasforge/error.h"
@@ -204,6 +206,114 @@ TEST(FewShot, BadSettingsFailBeforeAnyTraining) {
   o.branch = {2};
   data = synthetic_data(64, {3, 8, 8}, 10, 5);
   fails(o, "the data has");  // 3-channel images for a 1-channel space
+}
+
+TEST(FewShot, SinglePathGradientMatchingIsSeededAndDiffersFromMixed) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  ::torch::manual_seed(0);
+  Supernet net(space);
+  net->set_mode(SupernetMode::kMixed);
+  TensorData data = synthetic_data(64, {1, 8, 8}, 10, 3);
+  auto batch = [&](std::size_t r) {
+    const auto at = static_cast<std::int64_t>(r % 4) * 16;
+    return std::pair{data.images.narrow(0, at, 16), data.labels.narrow(0, at, 16)};
+  };
+  GradientMatchOptions o;
+  o.repeats = 3;
+  const auto mixed = gradient_match_distances(*net, 2, batch, o);
+  o.single_path = true;
+  o.seed = 7;
+  const auto a = gradient_match_distances(*net, 2, batch, o), b = gradient_match_distances(*net, 2, batch, o);
+  double differs = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    for (std::size_t j = 0; j < a.size(); ++j) {
+      EXPECT_EQ(a[i][j], b[i][j]);  // same seed, same paths, same distances
+      if (i != j) {
+        EXPECT_TRUE(std::isfinite(a[i][j]));
+        differs += std::abs(a[i][j] - mixed[i][j]);
+      }
+    }
+  }
+  EXPECT_GT(differs, 1e-3);  // the other edges ran single paths, not the mix
+}
+
+TEST(FewShot, SinglePathTreeLeavesPartitionTheSpaceAndTheEvaluatorRoutesToThem) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
+  FewShotOptions o;
+  o.training = "single-path";
+  o.search.batch = 16;
+  o.search.steps_per_epoch = 3;
+  o.search.seed = 2;
+  o.split_epochs = {1, 2};
+  o.branch = {2, 2};
+  o.final_epochs = 1;
+  o.gm.repeats = 2;
+  o.restart = false;
+  auto run = [&] {
+    ::torch::manual_seed(0);
+    return train_sub_supernets(space, data, o);
+  };
+  SubSupernets tree = run();
+  ASSERT_EQ(tree.leaves.size(), 4U);
+  EXPECT_EQ(tree.train.size() + tree.valid.size(), data.size());
+  std::vector<::torch::Tensor> calibration{tree.train.images.narrow(0, 0, 16)};
+  FewShotEvaluator eval(tree.leaves, calibration, tree.valid);
+  Rng rng(3);
+  std::vector<double> first;
+  for (int i = 0; i < 40; ++i) {  // every architecture lies in exactly one leaf, the one scoring it
+    const Architecture a = space.sample(rng);
+    int holders = 0;
+    for (const auto& leaf : tree.leaves) holders += leaf.contains(a);
+    ASSERT_EQ(holders, 1) << a.to_string();
+    const Metrics m = eval.evaluate(a);
+    EXPECT_EQ(static_cast<std::size_t>(m.at("sub_supernet")), eval.leaf_of(a));
+    EXPECT_TRUE(tree.leaves[eval.leaf_of(a)].contains(a));
+    EXPECT_GE(m.at("supernet_acc"), 0.0);
+    EXPECT_LE(m.at("supernet_acc"), 100.0);
+    if (i < 5) first.push_back(m.at("supernet_acc"));
+  }
+  // Same seed, same supernets, same estimates.
+  SubSupernets again = run();
+  FewShotEvaluator eval2(again.leaves, calibration, again.valid);
+  Rng rng2(3);
+  for (double acc : first) EXPECT_DOUBLE_EQ(eval2.evaluate(space.sample(rng2)).at("supernet_acc"), acc);
+  for (std::size_t l = 0; l < 4; ++l) EXPECT_EQ(again.leaves[l].masks, tree.leaves[l].masks);
+  // An architecture no leaf holds is a clear error.
+  FewShotEvaluator only_first(std::vector<SubSupernet>{tree.leaves[0]}, calibration, tree.valid);
+  Rng rng3(5);
+  for (int i = 0; i < 40; ++i) {
+    const Architecture a = space.sample(rng3);
+    if (tree.leaves[0].contains(a)) continue;
+    EXPECT_THROW(only_first.evaluate(a), InvalidArgument);
+    break;
+  }
+  // No split epochs: the one-shot supernet, one leaf holding every architecture.
+  o.split_epochs.clear();
+  o.branch.clear();
+  SubSupernets one = run();
+  ASSERT_EQ(one.leaves.size(), 1U);
+  EXPECT_TRUE(one.leaves[0].contains(space.sample(rng)));
+}
+
+TEST(FewShot, TrainingModesAreCheckedBeforeTraining) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);
+  FewShotOptions o;
+  o.search.batch = 16;
+  o.split_epochs = {1};
+  o.branch = {2};
+  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);  // mixed: run_few_shot's
+  o.training = "single-path";
+  EXPECT_THROW(run_few_shot(space, data, o), InvalidArgument);         // single-path: train_sub_supernets'
+  o.training = "spos";
+  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);
+  o.training = "single-path";
+  o.search.supernet.partial_channels = 2;
+  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);
+  o.search.supernet.partial_channels = 0;
+  o.split_epochs.clear();
+  EXPECT_THROW(run_few_shot(space, data, o), InvalidArgument);  // run_few_shot needs a split
 }
 
 }  // namespace nasforge

@@ -180,6 +180,11 @@ class DartsSearch {
   /// Weight step (SGD at learning rate `lr`, clipping) on a training batch, with the
   /// architecture weights held fixed. Returns the loss and accuracy.
   std::pair<double, double> weight_step(const ::torch::Tensor& x, const ::torch::Tensor& y, double lr);
+  /// Weight step on a training batch through one path only (single-path / SPOS training, as
+  /// RSPS in few-shot NAS): the same optimiser, learning rate and clipping as weight_step, the
+  /// supernet back in mixed mode afterwards. `path` must respect the masks. Returns the loss
+  /// and accuracy.
+  std::pair<double, double> path_step(const ::torch::Tensor& x, const ::torch::Tensor& y, double lr, const Architecture& path);
   /// One epoch: for each training batch (at most steps_per_epoch), an architecture step on the
   /// next validation batch when `arch_updates`, then a weight step, at learning rate `lr`;
   /// both loaders then start their next epoch. Returns the epoch's means, E[LAT], the derived

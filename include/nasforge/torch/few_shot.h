@@ -30,6 +30,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -38,6 +40,7 @@
 #include "nasforge/random.h"
 #include "nasforge/torch/darts.h"
 #include "nasforge/torch/supernet.h"
+#include "nasforge/torch/supernet_evaluator.h"
 
 namespace nasforge {
 
@@ -47,6 +50,11 @@ struct GradientMatchOptions {
   /// true: op o alone on the edge (weight 1, NB201 reference); false: o keeps its soft weight
   /// and the edge's other ops get 0 (the DARTS-space reference code).
   bool hard = true;
+  /// true: in each repeat the other edges run one uniformly sampled enabled op each (RSPS, the
+  /// reference's single-path mode) instead of their mixing weights; the path is drawn from
+  /// Rng(seed) per call, so the same seed gives the same distances.
+  bool single_path = false;
+  std::uint64_t seed = 0;
 };
 
 /// A source of training batches: batch(r) for repeat r = 0, 1, ...
@@ -108,6 +116,12 @@ struct FewShotOptions {
   bool restart = true;
   /// Epochs after the last split, with architecture steps, on a new cosine schedule.
   std::int64_t final_epochs = 30;
+  /// How the supernets train: `mixed` (DARTS: every enabled op weighted by its mixing weight;
+  /// alpha fixed until the last split, then the inner DARTS search; run_few_shot) or
+  /// `single-path` (RSPS / SPOS: one uniformly sampled path of enabled ops per batch, no
+  /// alpha, GM with random single paths; train_sub_supernets, whose leaves a FewShotEvaluator
+  /// queries for any search or ranking).
+  std::string training = "mixed";
 };
 
 /// One leaf of the splitting tree.
@@ -134,5 +148,53 @@ struct FewShotResult {
 /// its children exist, so at most (leaves + 1) supernets are alive at a time. Bad settings
 /// (branch factors, levels, data shape, too few samples) are errors before any training.
 FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
+
+/// A trained sub-supernet of a single-path splitting tree.
+struct SubSupernet {
+  Supernet supernet;                      ///< single-path mode, masks set
+  std::vector<std::vector<bool>> masks;   ///< per decision
+  std::vector<EdgeSplit> splits;          ///< from the root (this leaf's group last)
+  /// True when every op decision of `arch` is enabled here.
+  bool contains(const Architecture& arch) const;
+};
+
+/// The leaves of a single-path splitting tree and the data they were trained and checked on.
+struct SubSupernets {
+  std::vector<SubSupernet> leaves;
+  TensorData train, valid;  ///< the seeded split of the data (as run_darts splits it)
+  double seconds = 0;       ///< wall time of the training and the splits
+};
+
+/// Trains the splitting tree single-path (`options.training` must be `single-path`): every
+/// batch trains one uniformly sampled path of enabled ops of every current supernet with the
+/// weight optimiser of `options.search` (SGD, cosine schedule over the splitting phase, a new
+/// cosine over `final_epochs` after the last split), splits as run_few_shot does (GM distances
+/// over random single paths) and returns the leaves. An empty `split_epochs` trains one
+/// supernet for `final_epochs`: the one-shot baseline on the same code path. With `restart` the
+/// leaves start afresh after the last split; without it they keep what they inherited (Few-shot
+/// NAS's weight transfer). Sub-supernets train one after another; at most (leaves + 1) are
+/// alive at a time.
+SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
+
+/// An Evaluator over the leaves of a splitting tree: an architecture is scored by the one
+/// sub-supernet that contains it (leaves partition the space) with the SupernetEvaluator
+/// protocol: BN statistics recalibrated on the calibration batches, then accuracy on `valid`.
+/// Metrics `supernet_acc` (percent), `supernet_loss`, `sub_supernet` (the leaf's index).
+/// Evaluations are serialised per leaf.
+class FewShotEvaluator final : public Evaluator {
+ public:
+  FewShotEvaluator(std::vector<SubSupernet> leaves, std::vector<::torch::Tensor> calibration, TensorData valid,
+                   std::int64_t batch = 500);
+  ~FewShotEvaluator() override;
+  Metrics evaluate(const Architecture& arch) const override;
+  std::vector<std::string> metric_names() const override { return {"supernet_acc", "supernet_loss", "sub_supernet"}; }
+  /// The leaf that contains `arch`; InvalidArgument when none does.
+  std::size_t leaf_of(const Architecture& arch) const;
+  const std::vector<SubSupernet>& leaves() const noexcept { return leaves_; }
+
+ private:
+  std::vector<SubSupernet> leaves_;
+  std::vector<std::unique_ptr<SupernetEvaluator>> evaluators_;
+};
 
 }  // namespace nasforge
