@@ -143,6 +143,9 @@ Projection projection_from(const json& j) {
 
 }  // namespace
 
+json darts_epoch_to_json(const DartsEpoch& e) { return epoch_json(e); }
+DartsEpoch darts_epoch_from_json(const json& j) { return epoch_from(j); }
+
 // ---- presets ------------------------------------------------------------------------------
 
 DartsOptions darts_preset(const std::string& algorithm) {
@@ -515,7 +518,10 @@ std::pair<double, double> DartsSearch::path_step(const Tensor& x, const Tensor& 
   Tensor logits = net_->forward(x);
   Tensor loss = ::torch::nn::functional::cross_entropy(logits, y);
   const double acc = logits.detach().argmax(1).eq(y).to(::torch::kDouble).mean().item<double>();
-  wopt_->zero_grad();
+  // Gradients set to none, not zero: candidates off the path get no update at all (no weight
+  // decay, no momentum), whatever paths ran before, so a checkpoint (which keeps no gradients)
+  // resumes exactly.
+  for (auto& p : weights_) p.mutable_grad() = Tensor();
   loss.backward();
   if (o_.grad_clip > 0) ::torch::nn::utils::clip_grad_norm_(weights_, o_.grad_clip);
   wopt_->step();

@@ -9,14 +9,18 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <set>
 #include <limits>
 #include <numeric>
 #include <string>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include "nasforge/error.h"
+#include "detail/files.h"
 #include "torch/schedule.h"
 #include "torch/thread_scope.h"
 
@@ -240,12 +244,14 @@ EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const Gradie
 namespace nasforge {
 namespace {
 namespace fs = std::filesystem;
+using json = nlohmann::json;
 
 struct Node {
   std::unique_ptr<DartsSearch> search;
   BatchLoader train, valid;
   std::vector<EdgeSplit> splits;
-  Rng paths;  // single-path training: the paths this supernet samples
+  Rng paths;         // single-path training: the paths this supernet samples
+  std::string file;  // its checkpoint file of the current generation; empty when it changed since
 };
 
 
@@ -305,14 +311,37 @@ void check_settings(const SearchSpace& space, const FewShotOptions& o, bool allo
 
 // The splitting phase shared by both trainings: trains the root until the first split epoch,
 // splits every supernet at each split epoch and returns the leaves (before the final phase).
+json split_json(const EdgeSplit& s) {
+  return {{"decision", s.decision}, {"groups", s.groups}, {"intra", s.intra}, {"cut", s.cut}};
+}
+EdgeSplit split_from(const json& j) {
+  EdgeSplit s;
+  s.decision = j.at("decision");
+  s.groups = j.at("groups").get<std::vector<std::vector<std::uint32_t>>>();
+  s.intra = j.at("intra");
+  s.cut = j.at("cut");
+  return s;
+}
+
+// The splitting tree: the splitting phase shared by both trainings, the leaves' restarts, and
+// the checkpoints that make a long few-shot search resumable. With an out_dir, every epoch ends
+// in a checkpoint: tree.json (the position, settings and node list, written last and
+// atomically) and one file per sub-supernet that changed since the previous checkpoint
+// (node_<generation>_<index>.pt; files tree.json no longer names are removed).
 class Tree {
  public:
   Tree(const SearchSpace& space, const FewShotOptions& o, DartsOptions so, const TensorData& train, const TensorData& valid)
-      : space_(space), o_(o), so_(std::move(so)), single_(o.training == "single-path"), rng_(so_.seed ^ 0x5EED5EEDULL),
+      : space_(space), o_(o), so_(std::move(so)), train_(train), valid_(valid), single_(o.training == "single-path"),
+        rng_(so_.seed ^ 0x5EED5EEDULL), dir_(o.out_dir),
         tmp_(fs::temp_directory_path() /
              fmt::format("nasforge_few_shot_{}_{}_{}.pt", ::getpid(), so_.seed, calls_.fetch_add(1))) {
-    level_.push_back({std::make_unique<DartsSearch>(space, so_), BatchLoader(train, so_.batch, true, so_.seed, true),
-                      BatchLoader(valid, so_.batch, true, so_.seed + 1, true), {}, Rng(so_.seed ^ 0xA7A7ULL)});
+    if (!dir_.empty()) fs::create_directories(dir_);
+    if (o.resume && !dir_.empty() && fs::exists(dir_ / "tree.json")) {
+      resume();
+    } else {
+      level_.push_back(make_node(so_, {}, Rng(so_.seed ^ 0xA7A7ULL)));
+    }
+    t0_ = std::chrono::steady_clock::now();
   }
   Tree(const Tree&) = delete;
   Tree& operator=(const Tree&) = delete;
@@ -324,6 +353,7 @@ class Tree {
 
   // One epoch of weight training (alpha fixed) of node n at learning rate lr.
   void train_epoch(Node& n, double lr) {
+    n.file.clear();
     if (!single_) {
       n.search->run_epoch(n.train, n.valid, lr, /*arch_updates=*/false);
       return;
@@ -339,18 +369,30 @@ class Tree {
     n.valid.next_epoch();
   }
 
+  // Runs (or, after a resume, finishes) the splitting phase; returns the leaves.
   std::vector<Node>& grow() {
     const std::int64_t split_total = o_.split_epochs.empty() ? 0 : o_.split_epochs.back();
-    std::int64_t epoch = 0;
-    for (std::size_t k = 0; k < o_.split_epochs.size(); ++k) {
-      for (; epoch < o_.split_epochs[k]; ++epoch) {  // weights only; one cosine over the splitting phase
-        const double lr = detail::cosine_lr(so_.lr, so_.lr_min, epoch, split_total + o_.final_epochs);
+    if (phase_ == "final") return level_;
+    for (std::size_t k = splits_done_; k < o_.split_epochs.size(); ++k) {
+      for (; epoch_ < o_.split_epochs[k]; ++epoch_) {  // weights only; one cosine over the splitting phase
+        const double lr = detail::cosine_lr(so_.lr, so_.lr_min, epoch_, split_total + o_.final_epochs);
         for (auto& n : level_) train_epoch(n, lr);
+        if (epoch_ + 1 < o_.split_epochs[k]) {
+          checkpoint("split", epoch_ + 1, k, 0, 0, json::object());
+          if (stopped_) {
+            ++epoch_;
+            return level_;
+          }
+        }
       }
       std::vector<Node> next;
       for (auto& n : level_) split(n, k, next);
       level_ = std::move(next);
+      splits_done_ = k + 1;
+      checkpoint("split", epoch_, splits_done_, 0, 0, json::object());
+      if (stopped_) return level_;
     }
+    phase_ = "final";
     return level_;
   }
 
@@ -363,10 +405,128 @@ class Tree {
     fresh.seed = so_.seed + 1 + leaf;
     n.search.reset();
     n.search = std::make_unique<DartsSearch>(space_, fresh);
+    n.file.clear();
     for (std::size_t d = 0; d < masks.size(); ++d) n.search->supernet()->set_mask(d, masks[d]);
   }
 
+  // Where the final phase stands: the leaf in progress, its completed epochs, and what the
+  // driver stored with the last checkpoint (json object; empty on a fresh run).
+  std::size_t leaf() const noexcept { return leaf_; }
+  std::int64_t leaf_epoch() const noexcept { return leaf_epoch_; }
+  const json& extra() const noexcept { return extra_; }
+  bool resumed() const noexcept { return resumed_; }
+  bool stopped() const noexcept { return stopped_; }
+  // Wall seconds of this run plus those before the resume.
+  double seconds() const {
+    return seconds_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+  // A checkpoint in the final phase: `epochs` of leaf `leaf` are done.
+  void checkpoint_final(std::size_t leaf, std::int64_t epochs, const json& extra) {
+    checkpoint("final", epoch_, splits_done_, leaf, epochs, extra);
+  }
+
  private:
+  Node make_node(const DartsOptions& so, std::vector<EdgeSplit> splits, Rng paths) {
+    return {std::make_unique<DartsSearch>(space_, so), BatchLoader(train_, so_.batch, true, so_.seed, true),
+            BatchLoader(valid_, so_.batch, true, so_.seed + 1, true), std::move(splits), paths, {}};
+  }
+
+  json settings() const {
+    json j = darts_options_to_json(so_);
+    j.erase("threads");  // a running option
+    j["samples"] = train_.size() + valid_.size();
+    j["split_epochs"] = o_.split_epochs;
+    j["branch"] = o_.branch;
+    j["split"] = o_.split;
+    j["gm"] = {{"repeats", o_.gm.repeats}, {"hard", o_.gm.hard}, {"single_path", o_.gm.single_path}, {"seed", o_.gm.seed}};
+    j["restart"] = o_.restart;
+    j["final_epochs"] = o_.final_epochs;
+    j["training"] = o_.training;
+    return j;
+  }
+
+  void checkpoint(const std::string& phase, std::int64_t epoch, std::size_t splits_done, std::size_t leaf,
+                  std::int64_t leaf_epoch, const json& extra) {
+    save(phase, epoch, splits_done, leaf, leaf_epoch, extra);
+    if (o_.on_epoch) {
+      FewShotProgress p{phase, phase == "final" ? leaf_epoch : epoch, level_.size(), leaf, seconds()};
+      stopped_ = o_.on_epoch(p);
+    }
+  }
+
+  void save(const std::string& phase, std::int64_t epoch, std::size_t splits_done, std::size_t leaf,
+            std::int64_t leaf_epoch, const json& extra) {
+    if (dir_.empty()) return;
+    ++generation_;
+    json nodes = json::array();
+    for (std::size_t i = 0; i < level_.size(); ++i) {
+      auto& n = level_[i];
+      if (n.file.empty()) {
+        n.file = fmt::format("node_{}_{}.pt", generation_, i);
+        n.search->save((dir_ / n.file).string(), "{}");
+      }
+      json splits = json::array();
+      for (const auto& sp : n.splits) splits.push_back(split_json(sp));
+      const auto st = n.paths.state();
+      nodes.push_back({{"file", n.file}, {"splits", splits}, {"paths", std::vector<std::uint64_t>(st.begin(), st.end())},
+                       {"loader_epoch", n.train.epoch()}});
+    }
+    const auto rs = rng_.state();
+    json st{{"settings", settings()}, {"phase", phase}, {"epoch", epoch}, {"splits_done", splits_done},
+            {"leaf", leaf}, {"leaf_epoch", leaf_epoch}, {"rng", std::vector<std::uint64_t>(rs.begin(), rs.end())},
+            {"nodes", nodes}, {"extra", extra}, {"seconds", seconds()}};
+    detail::write_file_atomic(dir_ / "tree.json", st.dump(1) + "\n");
+    std::set<std::string> keep;
+    for (const auto& n : level_) keep.insert(n.file);
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind("node_", 0) == 0 && !keep.count(name)) {
+        std::error_code ec;
+        fs::remove(entry.path(), ec);
+      }
+    }
+  }
+
+  void resume() {
+    const fs::path path = dir_ / "tree.json";
+    std::ifstream in(path);
+    json st = json::parse(in, nullptr, false);
+    NASFORGE_CHECK(!st.is_discarded() && st.contains("settings") && st.contains("nodes"),
+                   "{}: not a few-shot checkpoint (expected the JSON tree.json writes)", path.string());
+    NASFORGE_CHECK(st.at("settings") == settings(),
+                   "{}: the checkpoint was written with other settings ({}) than this run ({}); use another output "
+                   "directory or the same settings", path.string(), st.at("settings").dump(), settings().dump());
+    auto state_of = [](const json& j) {
+      std::array<std::uint64_t, 4> a{};
+      for (std::size_t i = 0; i < 4; ++i) a[i] = j.at(i).get<std::uint64_t>();
+      return a;
+    };
+    phase_ = st.at("phase");
+    epoch_ = st.at("epoch");
+    splits_done_ = st.at("splits_done");
+    leaf_ = st.at("leaf");
+    leaf_epoch_ = st.at("leaf_epoch");
+    extra_ = st.at("extra");
+    seconds_before_ = st.at("seconds");
+    rng_.set_state(state_of(st.at("rng")));
+    for (const auto& j : st.at("nodes")) {
+      std::vector<EdgeSplit> splits;
+      for (const auto& sp : j.at("splits")) splits.push_back(split_from(sp));
+      Rng paths;
+      paths.set_state(state_of(j.at("paths")));
+      Node n = make_node(so_, std::move(splits), paths);
+      n.file = j.at("file");
+      n.search->load((dir_ / n.file).string());  // weights, alpha, BN statistics, masks, optimiser state
+      for (std::int64_t e = 0; e < j.at("loader_epoch").get<std::int64_t>(); ++e) {
+        n.train.next_epoch();
+        n.valid.next_epoch();
+      }
+      level_.push_back(std::move(n));
+    }
+    resumed_ = true;
+  }
+
   void split(Node& n, std::size_t k, std::vector<Node>& next) {
     auto& net = *n.search->supernet();
     const auto open = unsplit_edges(net);
@@ -396,9 +556,8 @@ class Tree {
       }
     }
     n.search->save(tmp_.string(), "{}");
-    for (std::size_t g = 0; g < s.groups.size(); ++g) {
-      const auto& group = s.groups[g];
-      Node child{std::make_unique<DartsSearch>(space_, so_), n.train, n.valid, n.splits, Rng(n.paths())};
+    for (const auto& group : s.groups) {
+      Node child{std::make_unique<DartsSearch>(space_, so_), n.train, n.valid, n.splits, Rng(n.paths()), {}};
       child.search->load(tmp_.string());  // weights, alpha, BN statistics, optimiser state
       std::vector<bool> allowed(net.mask(s.decision).size(), false);
       for (auto op : group) allowed[op] = true;
@@ -414,10 +573,20 @@ class Tree {
   const SearchSpace& space_;
   const FewShotOptions& o_;
   DartsOptions so_;
+  const TensorData& train_;
+  const TensorData& valid_;
   bool single_;
   Rng rng_;
-  fs::path tmp_;
+  fs::path dir_, tmp_;
   std::vector<Node> level_;
+  std::string phase_ = "split";
+  std::int64_t epoch_ = 0, leaf_epoch_ = 0;
+  std::size_t splits_done_ = 0, leaf_ = 0;
+  json extra_ = json::object();
+  bool resumed_ = false, stopped_ = false;
+  unsigned generation_ = 0;
+  double seconds_before_ = 0;
+  std::chrono::steady_clock::time_point t0_;
   static inline std::atomic<unsigned> calls_{0};
 };
 }  // namespace
@@ -437,26 +606,58 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   auto& level = tree.grow();
   const std::int64_t split_total = o.split_epochs.back();
   FewShotResult r;
-  for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
-    if (o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
+  r.resumed = tree.resumed();
+  if (tree.stopped()) {
+    r.stopped = true;
+    return r;
+  }
+  json done = tree.extra().value("leaves", json::array());  // leaves finished before a resume
+  json current = tree.extra().value("epochs", json::array());  // epochs of the leaf in progress
+  for (std::size_t leaf = tree.leaf(); leaf < level.size(); ++leaf) {
+    const bool resuming = leaf == tree.leaf() && tree.resumed();
+    std::int64_t first = resuming ? tree.leaf_epoch() : 0;
+    if (resuming && first == o.final_epochs) continue;  // finished, its result is in `done`
+    if (!resuming) current = json::array();
+    if (first == 0 && o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
     auto& n = level[leaf];
-    SubSupernetResult out;
-    for (std::int64_t e = 0; e < o.final_epochs; ++e) {  // a new cosine schedule (the reference's --fix_sche)
+    for (std::int64_t e = first; e < o.final_epochs; ++e) {  // a new cosine schedule (the reference's --fix_sche)
+      const auto t = std::chrono::steady_clock::now();
       DartsEpoch rec = n.search->run_epoch(n.train, n.valid, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs), true);
+      n.file.clear();
       rec.epoch = split_total + e + 1;
       rec.phase = "search";
-      out.epochs.push_back(std::move(rec));
+      rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      current.push_back(darts_epoch_to_json(rec));
+      if (e + 1 == o.final_epochs) {
+        std::vector<std::vector<bool>> masks;
+        for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+        json splits = json::array();
+        for (const auto& sp : n.splits) splits.push_back(split_json(sp));
+        const Architecture derived = n.search->derive();
+        done.push_back({{"masks", masks}, {"splits", splits}, {"derived", derived},
+                        {"valid_accuracy", derived_accuracy(*n.search, derived, valid, so.batch)}, {"epochs", current}});
+        n.file.clear();  // the accuracy's train-mode forwards moved its BN statistics
+        current = json::array();
+      }
+      tree.checkpoint_final(leaf, e + 1, {{"leaves", done}, {"epochs", current}});
+      if (tree.stopped()) break;
     }
-    for (std::size_t d = 0; d < space.decisions().size(); ++d) out.masks.push_back(n.search->supernet()->mask(d));
-    out.splits = n.splits;
-    out.derived = n.search->derive();
-    out.valid_accuracy = derived_accuracy(*n.search, out.derived, valid, so.batch);
+    if (tree.stopped()) break;
+  }
+  r.stopped = tree.stopped();
+  for (const auto& j : done) {
+    SubSupernetResult out;
+    out.masks = j.at("masks").get<std::vector<std::vector<bool>>>();
+    for (const auto& sp : j.at("splits")) out.splits.push_back(split_from(sp));
+    out.derived = j.at("derived").get<Architecture>();
+    out.valid_accuracy = j.at("valid_accuracy");
+    for (const auto& e : j.at("epochs")) out.epochs.push_back(darts_epoch_from_json(e));
     r.leaves.push_back(std::move(out));
   }
   for (std::size_t i = 1; i < r.leaves.size(); ++i) {
     if (r.leaves[i].valid_accuracy > r.leaves[r.best].valid_accuracy) r.best = i;
   }
-  r.derived = r.leaves[r.best].derived;
+  if (!r.leaves.empty()) r.derived = r.leaves[r.best].derived;
   return r;
 }
 
@@ -467,7 +668,6 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
   NASFORGE_CHECK(o.search.supernet.partial_channels <= 1 && !o.search.supernet.edge_normalization,
                  "few-shot: single-path training runs whole candidates; partial channels ({}) and edge normalisation "
                  "are PC-DARTS settings of mixed supernets", o.search.supernet.partial_channels);
-  const auto t0 = std::chrono::steady_clock::now();
   detail::ThreadScope threads(o.search.threads, /*blas=*/true);
   DartsOptions so = o.search;
   so.warmup_epochs = 0;
@@ -476,13 +676,24 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
   const auto [train, valid] = split_search_data(space, data, so, "few-shot");
   Tree tree(space, o, so, train, valid);
   auto& level = tree.grow();
-  SubSupernets r;
-  for (std::size_t leaf = 0; leaf < level.size(); ++leaf) {
-    if (o.restart && !o.split_epochs.empty()) tree.restart(leaf);
-    auto& n = level[leaf];
-    for (std::int64_t e = 0; e < o.final_epochs; ++e) {
-      tree.train_epoch(n, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs));
+  for (std::size_t leaf = tree.leaf(); leaf < level.size() && !tree.stopped(); ++leaf) {
+    const bool resuming = leaf == tree.leaf() && tree.resumed();
+    const std::int64_t first = resuming ? tree.leaf_epoch() : 0;
+    if (first == 0 && o.restart && !o.split_epochs.empty()) tree.restart(leaf);
+    for (std::int64_t e = first; e < o.final_epochs && !tree.stopped(); ++e) {
+      tree.train_epoch(level[leaf], detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs));
+      tree.checkpoint_final(leaf, e + 1, json::object());
     }
+    if (tree.stopped()) break;
+  }
+  SubSupernets r;
+  r.resumed = tree.resumed();
+  r.seconds = tree.seconds();
+  if (tree.stopped()) {
+    r.stopped = true;
+    return r;
+  }
+  for (auto& n : level) {
     SubSupernet out{n.search->supernet(), {}, n.splits};
     for (std::size_t d = 0; d < space.decisions().size(); ++d) out.masks.push_back(out.supernet->mask(d));
     out.supernet->set_mode(SupernetMode::kSinglePath);
@@ -491,7 +702,6 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
   }
   r.train = train;
   r.valid = valid;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }
 

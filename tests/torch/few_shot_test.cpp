@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <functional>
 
 #include <torch/torch.h>
 
@@ -314,6 +316,80 @@ TEST(FewShot, TrainingModesAreCheckedBeforeTraining) {
   o.search.supernet.partial_channels = 0;
   o.split_epochs.clear();
   EXPECT_THROW(run_few_shot(space, data, o), InvalidArgument);  // run_few_shot needs a split
+}
+
+TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
+  namespace fs = std::filesystem;
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
+  for (const char* training : {"mixed", "single-path"}) {
+    FewShotOptions o;
+    o.training = training;
+    o.search.batch = 16;
+    o.search.steps_per_epoch = 2;
+    o.search.seed = 6;
+    o.split_epochs = {2, 3};
+    o.branch = {2, 2};
+    o.final_epochs = 2;
+    o.gm.repeats = 2;
+    o.restart = std::string(training) == "mixed";
+    const fs::path a = fs::temp_directory_path() / fmt::format("nasforge_few_shot_a_{}", training);
+    const fs::path b = fs::temp_directory_path() / fmt::format("nasforge_few_shot_b_{}", training);
+    fs::remove_all(a);
+    fs::remove_all(b);
+    o.out_dir = a.string();
+    const bool mixed = std::string(training) == "mixed";
+    FewShotResult full;
+    SubSupernets full_tree;
+    if (mixed) full = run_few_shot(space, data, o);
+    else full_tree = train_sub_supernets(space, data, o);
+    // Stopped three times: inside the splitting phase, right after the last split, and in
+    // the middle of leaf 2's final phase; each run resumes the previous one.
+    o.out_dir = b.string();
+    int stops = 0;
+    for (auto stop_at : std::vector<std::function<bool(const FewShotProgress&)>>{
+             [](const FewShotProgress& p) { return p.phase == "split" && p.epoch == 1; },
+             [](const FewShotProgress& p) { return p.phase == "split" && p.epoch == 3; },
+             [](const FewShotProgress& p) { return p.phase == "final" && p.leaf == 2 && p.epoch == 1; }}) {
+      o.on_epoch = stop_at;
+      const bool stopped = mixed ? run_few_shot(space, data, o).stopped : train_sub_supernets(space, data, o).stopped;
+      EXPECT_TRUE(stopped) << training << " stop " << stops;
+      o.resume = true;
+      ++stops;
+    }
+    o.on_epoch = {};
+    if (mixed) {
+      FewShotResult r = run_few_shot(space, data, o);
+      EXPECT_TRUE(r.resumed);
+      ASSERT_EQ(r.leaves.size(), full.leaves.size());
+      for (std::size_t l = 0; l < r.leaves.size(); ++l) {
+        EXPECT_EQ(r.leaves[l].masks, full.leaves[l].masks) << l;
+        EXPECT_EQ(r.leaves[l].derived, full.leaves[l].derived) << l;
+        EXPECT_EQ(r.leaves[l].valid_accuracy, full.leaves[l].valid_accuracy) << l;
+        ASSERT_EQ(r.leaves[l].epochs.size(), 2U);
+        for (std::size_t e = 0; e < 2; ++e) {
+          EXPECT_EQ(r.leaves[l].epochs[e].weights, full.leaves[l].epochs[e].weights) << l << " " << e;
+          EXPECT_EQ(r.leaves[l].epochs[e].train_loss, full.leaves[l].epochs[e].train_loss) << l << " " << e;
+        }
+      }
+      EXPECT_EQ(r.best, full.best);
+    } else {
+      SubSupernets r = train_sub_supernets(space, data, o);
+      EXPECT_TRUE(r.resumed);
+      ASSERT_EQ(r.leaves.size(), full_tree.leaves.size());
+      for (std::size_t l = 0; l < r.leaves.size(); ++l) {
+        EXPECT_EQ(r.leaves[l].masks, full_tree.leaves[l].masks) << l;
+        auto p = r.leaves[l].supernet->parameters(), q = full_tree.leaves[l].supernet->parameters();
+        ASSERT_EQ(p.size(), q.size());
+        for (std::size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(::torch::equal(p[i], q[i])) << "leaf " << l << " tensor " << i;
+      }
+    }
+    // A checkpoint of other settings is refused, not silently continued.
+    o.gm.repeats = 3;
+    EXPECT_THROW(mixed ? (void)run_few_shot(space, data, o) : (void)train_sub_supernets(space, data, o), InvalidArgument);
+    fs::remove_all(a);
+    fs::remove_all(b);
+  }
 }
 
 }  // namespace nasforge

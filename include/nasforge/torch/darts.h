@@ -125,6 +125,10 @@ struct DartsEpoch {
   double seconds = 0;
 };
 
+/// An epoch record as result.json stores it (NaN losses as null), and back.
+nlohmann::json darts_epoch_to_json(const DartsEpoch& e);
+DartsEpoch darts_epoch_from_json(const nlohmann::json& j);
+
 /// One DARTS-PT projection: the edge decided and what removing each of its ops did. For a
 /// topology projection (DARTS space), `decision` is the node's inputs decision, `chosen` the
 /// option keeping the surviving inputs, and `score` is empty.
@@ -182,8 +186,9 @@ class DartsSearch {
   std::pair<double, double> weight_step(const ::torch::Tensor& x, const ::torch::Tensor& y, double lr);
   /// Weight step on a training batch through one path only (single-path / SPOS training, as
   /// RSPS in few-shot NAS): the same optimiser, learning rate and clipping as weight_step, the
-  /// supernet back in mixed mode afterwards. `path` must respect the masks. Returns the loss
-  /// and accuracy.
+  /// supernet back in mixed mode afterwards. `path` must respect the masks. Candidates off
+  /// the path are left untouched (their gradients are none: no weight decay, no momentum).
+  /// Returns the loss and accuracy.
   std::pair<double, double> path_step(const ::torch::Tensor& x, const ::torch::Tensor& y, double lr, const Architecture& path);
   /// One epoch: for each training batch (at most steps_per_epoch), an architecture step on the
   /// next validation batch when `arch_updates`, then a weight step, at learning rate `lr`;

@@ -96,6 +96,15 @@ std::vector<std::size_t> unsplit_edges(const SupernetImpl& net);
 EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& options,
                        std::size_t branch);
 
+/// Where a few-shot search stands after an epoch (FewShotOptions::on_epoch).
+struct FewShotProgress {
+  std::string phase;          ///< `split` (training until the last split) or `final` (per leaf)
+  std::int64_t epoch = 0;     ///< split phase: epochs done; final phase: epochs of `leaf` done
+  std::size_t supernets = 0;  ///< sub-supernets alive (the current level)
+  std::size_t leaf = 0;       ///< final phase: the leaf in training
+  double seconds = 0;         ///< since the start, resumed runs included
+};
+
 /// Settings of a few-shot search (the splitting tree of GM-NAS, ALGORITHMS.md 5.2).
 struct FewShotOptions {
   /// Supernet training and the search run inside every sub-supernet after the last split
@@ -122,6 +131,16 @@ struct FewShotOptions {
   /// alpha, GM with random single paths; train_sub_supernets, whose leaves a FewShotEvaluator
   /// queries for any search or ranking).
   std::string training = "mixed";
+  /// With a directory: a checkpoint after every epoch of every phase (DIR/tree.json, written
+  /// last and atomically, and one file per sub-supernet that changed), so that `resume`
+  /// continues a killed search exactly (same seed, same result); the settings that shape the
+  /// result must match. Empty: nothing written.
+  std::string out_dir;
+  bool resume = false;
+  /// Called after every epoch (after its checkpoint); return true to stop there. A stopped
+  /// search returns what it has (`stopped` set): the finished leaves of run_few_shot, no
+  /// leaves from train_sub_supernets; `resume` continues it.
+  std::function<bool(const FewShotProgress&)> on_epoch;
 };
 
 /// One leaf of the splitting tree.
@@ -138,6 +157,8 @@ struct FewShotResult {
   std::vector<SubSupernetResult> leaves;
   std::size_t best = 0;                   ///< the leaf whose derived architecture validates best
   Architecture derived;                   ///< leaves[best].derived
+  bool resumed = false;                   ///< continued a checkpoint of options.out_dir
+  bool stopped = false;                   ///< on_epoch stopped it (leaves: the finished ones)
 };
 
 /// Runs the splitting tree on `data` (split into D_train and D_val as run_darts does): trains
@@ -162,7 +183,9 @@ struct SubSupernet {
 struct SubSupernets {
   std::vector<SubSupernet> leaves;
   TensorData train, valid;  ///< the seeded split of the data (as run_darts splits it)
-  double seconds = 0;       ///< wall time of the training and the splits
+  double seconds = 0;       ///< wall time of the training and the splits (before a resume too)
+  bool resumed = false;     ///< continued a checkpoint of options.out_dir
+  bool stopped = false;     ///< on_epoch stopped it before the end (no leaves then)
 };
 
 /// Trains the splitting tree single-path (`options.training` must be `single-path`): every
