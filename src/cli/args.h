@@ -37,6 +37,7 @@ struct Args {
   // few-shot search
   std::string split = "gm", inner = "darts", splits = "15,30", branch = "2,2";
   long long gm_repeats = 100;
+  bool no_restart = false;
   double lr = 0.1;
   bool augment = true;
   std::string init;  // train: start from a sub-network directory
@@ -157,6 +158,8 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.gm_repeats = to_number(s, value(s), 1, 100000);
     } else if (s == "--inner") {
       a.inner = value(s);
+    } else if (s == "--no-restart") {
+      a.no_restart = true;
     } else if (s == "--budget-seconds" || s == "--budget-simulated") {
       std::string v = value(s);
       char* end = nullptr;

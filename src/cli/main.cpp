@@ -80,18 +80,23 @@ Usage:
       derived architecture up in a table. DIR gets result.json, weights.svg (op weights per
       epoch) and checkpoint.pt after every epoch; --resume continues exactly. JSON options:
       the DartsOptions fields (arch_lr, warmup_epochs, partial_channels, pt_interval, ...).
-  nasforge search --space FILE --strategy few-shot-gm [--inner darts|darts2|pc-darts]
+  nasforge search --space FILE --strategy few-shot-gm [--inner darts|darts2|pc-darts|darts-pt|rea|random]
                   [--split gm|random|exhaustive] [--splits E1,E2,...] [--branch B1,B2,...] [--gm-repeats R]
-                  [--data fashion-mnist|synthetic] [--subset N] [--epochs E] [--batch B] [--lr LR]
-                  [--threads T] [--seed S] [--strategy-options JSON] [--evaluator table:CSV] --out DIR
+                  [--no-restart] [--budget N] [--data fashion-mnist|synthetic] [--subset N] [--epochs E]
+                  [--batch B] [--lr LR] [--threads T] [--seed S] [--strategy-options JSON]
+                  [--evaluator table:CSV] --out DIR [--resume]
       Few-shot NAS (GM-NAS): trains the supernet's weights, splits every supernet at the end of
       each epoch of --splits (default 15,30) into --branch groups of an edge's ops (gradient
       matching over R batches, default 100: every unsplit edge x R x its ops forward and backward
-      passes; or a random split; or one sub-supernet per op), then runs the inner search for
-      E more epochs (default 30) in every sub-supernet and keeps the leaf whose derived
-      architecture validates best (after the last split every leaf restarts from scratch, as
-      GM-NAS does; not with --split exhaustive, which keeps Few-shot NAS's weight transfer).
-      DIR/result.json lists every leaf.
+      passes; or a random split; or one sub-supernet per op), then trains every sub-supernet E
+      more epochs (default 30; after the last split they restart from scratch, as GM-NAS does,
+      unless --no-restart or --split exhaustive, which keep the inherited weights).
+      DARTS inners (darts, darts2, pc-darts, darts-pt) search in every mixed sub-supernet and keep
+      the leaf whose derived architecture validates best (DIR/leaf_<i>/ holds each leaf's run).
+      rea and random train the sub-supernets single-path (RSPS) and run that population search
+      for --budget N evaluations, each architecture scored by the sub-supernet holding it
+      (supernet_acc; JSON {"inner": {...}} sets the strategy's options). A checkpoint follows
+      every epoch; --resume continues exactly. DIR/result.json lists every leaf.
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
                   [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json

@@ -15,6 +15,8 @@
 #include "detail/files.h"
 #include "nasforge/costs.h"
 #include "nasforge/evaluator.h"
+#include "nasforge/search.h"
+#include "nasforge/strategy.h"
 #include "nasforge/torch/darts.h"
 #include "nasforge/torch/few_shot.h"
 #include "nasforge/torch/latency.h"
@@ -309,67 +311,139 @@ int cmd_search_few_shot(const Args& a) {
   if (a.space.empty()) throw UsageError(cmd + ": expected --space FILE");
   if (a.out.empty()) throw UsageError(cmd + ": expected --out DIR");
   if (!a.positional.empty()) throw UsageError(fmt::format("{}: unexpected argument \"{}\"", cmd, a.positional[0]));
-  if (a.inner != "darts" && a.inner != "darts2" && a.inner != "pc-darts") {
-    throw UsageError(fmt::format("--inner: expected darts, darts2 or pc-darts, found \"{}\"", a.inner));
+  const bool population = a.inner == "rea" || a.inner == "random";
+  if (!population && a.inner != "darts" && a.inner != "darts2" && a.inner != "pc-darts" && a.inner != "darts-pt") {
+    throw UsageError(fmt::format("--inner: expected darts, darts2, pc-darts, darts-pt, rea or random, found \"{}\"", a.inner));
   }
   if (a.evaluators.size() > 1) throw UsageError(cmd + ": expected at most one --evaluator");
-  if (a.resume || a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty() || !a.objectives.empty() ||
-      !a.constraints.empty()) {
-    throw UsageError(cmd + ": --resume, the latency options, --objective and --constraint are not supported by the "
-                           "few-shot search yet");
+  if (a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty() || !a.objectives.empty() || !a.constraints.empty()) {
+    throw UsageError(cmd + ": the latency options, --objective and --constraint are not supported by the few-shot search "
+                           "yet (the inner search maximises accuracy)");
   }
   auto space = SearchSpace::from_file(a.space, a.overrides);
   FewShotOptions o;
-  o.search = darts_preset(a.inner);
+  o.search = darts_preset(population ? "darts" : a.inner);
   nlohmann::json extra = nlohmann::json::parse(a.strategy_options, nullptr, false);
-  if (extra.is_discarded()) throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  if (extra.is_discarded() || !extra.is_object()) {
+    throw UsageError(fmt::format("--strategy-options: expected a JSON object, found \"{}\"", a.strategy_options));
+  }
   if (extra.contains("epochs") || extra.contains("warmup_epochs")) {
     throw UsageError(cmd + ": set the epochs with --splits and --epochs (the splitting phase is the warm-up)");
+  }
+  nlohmann::json inner_options = nlohmann::json::object();  // the population strategy's own settings
+  if (extra.contains("inner")) {
+    if (!population) throw UsageError(cmd + ": \"inner\" options belong to --inner rea|random");
+    inner_options = extra["inner"];
+    extra.erase("inner");
   }
   darts_options_from_json(o.search, extra);
   if (a.batch_set) o.search.batch = a.batch;
   if (a.lr_set) o.search.lr = a.lr;
   o.search.seed = a.seed;
   o.search.threads = a.threads > 0 ? static_cast<int>(a.threads) : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  o.training = population ? "single-path" : "mixed";
   o.split = a.split;
-  o.restart = a.split != "exhaustive";  // Few-shot NAS keeps the transferred weights
+  o.restart = a.split != "exhaustive" && !a.no_restart;  // Few-shot NAS keeps the transferred weights
   o.gm.repeats = static_cast<std::size_t>(a.gm_repeats);
   o.split_epochs = number_list<std::int64_t>("--splits", a.splits);
   o.branch = number_list<std::size_t>("--branch", a.branch);
   if (a.epochs_set) o.final_epochs = a.epochs;
+  o.out_dir = a.out;
+  o.resume = a.resume;
+  o.on_epoch = [&](const FewShotProgress& p) {
+    if (p.phase == "split") {
+      fmt::print(stderr, "few-shot: splitting phase, epoch {}/{}, {} supernet(s), {:.0f} s\n", p.epoch, o.split_epochs.back(),
+                 p.supernets, p.seconds);
+    } else {
+      fmt::print(stderr, "few-shot: sub-supernet {}/{}, epoch {}/{}, {:.0f} s\n", p.leaf + 1, p.supernets, p.epoch,
+                 o.final_epochs, p.seconds);
+    }
+    return false;
+  };
   std::filesystem::create_directories(a.out);  // before the search: a bad --out fails now
   auto data = load_data(a, cmd.c_str(), space.supernet()).first;
-  fmt::print("few-shot ({} split at epochs {}, branch {}) + {} for {} epochs on {} ({} images), {} threads\n", o.split,
-             a.splits, a.branch, a.inner, o.final_epochs, space.name(), data.size(), o.search.threads);
+  fmt::print("few-shot ({} split at epochs {}, branch {}{}) + {} for {} epochs on {} ({} images), {} threads\n", o.split,
+             a.splits, a.branch, o.restart ? ", restart after the last" : "", population ? "single-path training" : a.inner,
+             o.final_epochs, space.name(), data.size(), o.search.threads);
   std::fflush(stdout);
-  FewShotResult r = run_few_shot(space, data, o);
   std::unique_ptr<Evaluator> ev = a.evaluators.empty() ? nullptr : make_evaluator(a.evaluators[0], space);
   auto text = [&](const Architecture& x) { return space.native_format() ? space.to_native(x) : space.to_json(x).dump(); };
+  auto split_text = [&](const std::vector<EdgeSplit>& splits, nlohmann::json* out) {
+    std::string path;
+    for (const auto& s : splits) {
+      if (out) out->push_back({{"decision", space.decisions()[s.decision].name}, {"group", s.groups.at(0)}, {"cut", s.cut}});
+      std::vector<std::string> ops;
+      for (auto op : s.groups.at(0)) ops.push_back(space.decisions()[s.decision].options.at(op).as_string());
+      path += fmt::format("{}{}={{{}}}", path.empty() ? "" : " ", space.decisions()[s.decision].name, fmt::join(ops, ","));
+    }
+    return path;
+  };
+  auto lookup = [&](const Architecture& x, nlohmann::json& j) {
+    std::string line;
+    if (!ev) return line;
+    for (const auto& [k, v] : ev->evaluate(x)) {
+      j["metrics"][k] = v;
+      if (k == "test_acc") line = fmt::format("  test_acc {}", v);
+    }
+    return line;
+  };
+
+  if (population) {
+    SubSupernets tree = train_sub_supernets(space, data, o);
+    fmt::print("{}{} sub-supernet(s) trained in {:.0f} s\n", tree.resumed ? "resumed; " : "", tree.leaves.size(), tree.seconds);
+    nlohmann::json leaves = nlohmann::json::array();
+    for (std::size_t i = 0; i < tree.leaves.size(); ++i) {
+      nlohmann::json j{{"splits", nlohmann::json::array()}};
+      fmt::print("  sub-supernet {} [{}]\n", i, split_text(tree.leaves[i].splits, &j["splits"]));
+      leaves.push_back(std::move(j));
+    }
+    std::vector<::torch::Tensor> calibration;  // BN recalibration batches of every evaluation
+    for (std::int64_t b = 0; b < 10 && (b + 1) * o.search.batch <= tree.train.size(); ++b) {
+      calibration.push_back(tree.train.images.narrow(0, b * o.search.batch, o.search.batch));
+    }
+    FewShotEvaluator evaluator(std::move(tree.leaves), calibration, tree.valid);
+    auto strategy = make_strategy(a.inner, space, inner_options, a.seed);
+    SearchOptions so;
+    so.objectives = {{"supernet_acc", true}};
+    so.budget.evaluations = static_cast<std::uint64_t>(a.budget);
+    so.threads = 1;  // the evaluator runs one path at a time
+    so.out_dir = a.out;
+    so.resume = a.resume;
+    so.seed = a.seed;
+    so.checkpoint_every = static_cast<std::uint64_t>(a.checkpoint_every);
+    SearchResult r = run_search(space, *strategy, evaluator, so);
+    const Trial& best = r.history.at(r.best.at(0));
+    nlohmann::json summary{{"arch", text(best.arch)}, {"supernet_acc", best.metrics.at("supernet_acc")},
+                           {"sub_supernet", best.metrics.at("sub_supernet")}};
+    const std::string metrics = lookup(best.arch, summary);
+    fmt::print("{} {} evaluations of sub-supernet accuracy in {:.1f} s\nbest {}  supernet_acc {:.2f} (sub-supernet {}){}\n",
+               a.inner, r.history.size(), r.wall_seconds, text(best.arch), best.metrics.at("supernet_acc"),
+               best.metrics.at("sub_supernet"), metrics);
+    const auto path = std::filesystem::path(a.out) / "result.json";
+    std::ifstream in(path);
+    nlohmann::json res = nlohmann::json::parse(in);
+    in.close();
+    res["few_shot"] = {{"split", o.split}, {"inner", a.inner}, {"sub_supernets", leaves}, {"best", summary}};
+    detail::write_file_atomic(path, res.dump(2) + "\n");
+    fmt::print("derived {}\n{}/result.json\n", text(best.arch), a.out);
+    return 0;
+  }
+
+  FewShotResult r = run_few_shot(space, data, o);
   nlohmann::json res{{"space", {{"name", space.name()}, {"fingerprint", space.fingerprint()}}}, {"strategy", "few-shot-gm"},
                      {"split", o.split}, {"inner", a.inner}, {"seed", a.seed}, {"best", r.best},
-                     {"derived", text(r.derived)}, {"leaves", nlohmann::json::array()}};
+                     {"derived", text(r.derived)}, {"resumed", r.resumed}, {"leaves", nlohmann::json::array()}};
   for (std::size_t i = 0; i < r.leaves.size(); ++i) {
     const auto& leaf = r.leaves[i];
     nlohmann::json j{{"derived", text(leaf.derived)}, {"valid_accuracy", leaf.valid_accuracy}, {"splits", nlohmann::json::array()}};
-    std::string path;
-    for (const auto& s : leaf.splits) {
-      j["splits"].push_back({{"decision", space.decisions()[s.decision].name}, {"group", s.groups.at(0)}, {"cut", s.cut}});
-      path += fmt::format("{}{}={{{}}}", path.empty() ? "" : " ", space.decisions()[s.decision].name, fmt::join(s.groups.at(0), ","));
-    }
-    std::string metrics;
-    if (ev) {
-      for (const auto& [k, v] : ev->evaluate(leaf.derived)) {
-        j["metrics"][k] = v;
-        if (k == "test_acc") metrics = fmt::format("  test_acc {}", v);
-      }
-    }
+    const std::string path = split_text(leaf.splits, &j["splits"]);
+    const std::string metrics = lookup(leaf.derived, j);
     fmt::print("{} leaf {} [{}]: {}  valid {:.4f}{}\n", i == r.best ? "*" : " ", i, path, text(leaf.derived),
                leaf.valid_accuracy, metrics);
     res["leaves"].push_back(std::move(j));
   }
-  std::filesystem::create_directories(a.out);
   detail::write_file_atomic(std::filesystem::path(a.out) / "result.json", res.dump(2) + "\n");
-  fmt::print("derived {}\n{}/result.json\n", text(r.derived), a.out);
+  fmt::print("{}derived {}\n{}/result.json\n", r.resumed ? "resumed; " : "", text(r.derived), a.out);
   return 0;
 }
 

@@ -837,6 +837,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
     for (const auto& p : st.at("projections")) r.projections.push_back(projection_from(p));
     r.resumed = true;
   }
+  if (!r.resumed && !o.initial_checkpoint.empty()) s.load(o.initial_checkpoint);
   BatchLoader tl(train, o.batch, /*shuffle=*/true, o.seed, /*drop_last=*/true);
   BatchLoader vl(valid, o.batch, /*shuffle=*/true, o.seed + 1, /*drop_last=*/true);
   for (std::int64_t e = 0; e < done; ++e) {
@@ -929,6 +930,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
     if (o.on_epoch && o.on_epoch(r.epochs.back())) break;
   }
   r.derived = s.derive();
+  if (o.on_finish) o.on_finish(s);
 
   // The population search's result shape: one trial per epoch.
   for (const auto& e : r.epochs) {

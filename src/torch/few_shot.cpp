@@ -422,8 +422,14 @@ class Tree {
   }
 
   // A checkpoint in the final phase: `epochs` of leaf `leaf` are done.
-  void checkpoint_final(std::size_t leaf, std::int64_t epochs, const json& extra) {
-    checkpoint("final", epoch_, splits_done_, leaf, epochs, extra);
+  // `notify`: also report it to on_epoch (single-path training; run_darts reports the mixed
+  // leaves' epochs itself).
+  void checkpoint_final(std::size_t leaf, std::int64_t epochs, const json& extra, bool notify) {
+    if (notify) {
+      checkpoint("final", epoch_, splits_done_, leaf, epochs, extra);
+    } else {
+      save("final", epoch_, splits_done_, leaf, epochs, extra);
+    }
   }
 
  private:
@@ -595,56 +601,67 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   check_settings(space, o, /*allow_no_split=*/false);
   NASFORGE_CHECK(o.training == "mixed", "few-shot: run_few_shot searches with DARTS in mixed supernets; for "
                  "single-path training use train_sub_supernets and a FewShotEvaluator");
-  NASFORGE_CHECK(o.search.algorithm != "darts-pt", "few-shot: the inner search must be darts, darts2 or pc-darts");
   detail::ThreadScope threads(o.search.threads, /*blas=*/true);
   DartsOptions so = o.search;
   so.warmup_epochs = 0;
   so.epochs = o.final_epochs;
   so.out_dir.clear();
+  so.resume = false;
+  so.on_epoch = {};
+  so.on_finish = {};
+  so.initial_checkpoint.clear();
   const auto [train, valid] = split_search_data(space, data, so, "few-shot");
   Tree tree(space, o, so, train, valid);
   auto& level = tree.grow();
-  const std::int64_t split_total = o.split_epochs.back();
   FewShotResult r;
   r.resumed = tree.resumed();
   if (tree.stopped()) {
     r.stopped = true;
     return r;
   }
+  // The inner search of every leaf is run_darts started from the leaf (a new cosine schedule,
+  // the reference's --fix_sche; DARTS-PT's projections after it), in DIR/leaf_<i> when the
+  // tree checkpoints: a resumed tree resumes the leaf in progress from its own checkpoint.
   json done = tree.extra().value("leaves", json::array());  // leaves finished before a resume
-  json current = tree.extra().value("epochs", json::array());  // epochs of the leaf in progress
-  for (std::size_t leaf = tree.leaf(); leaf < level.size(); ++leaf) {
-    const bool resuming = leaf == tree.leaf() && tree.resumed();
-    std::int64_t first = resuming ? tree.leaf_epoch() : 0;
-    if (resuming && first == o.final_epochs) continue;  // finished, its result is in `done`
-    if (!resuming) current = json::array();
-    if (first == 0 && o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
-    auto& n = level[leaf];
-    for (std::int64_t e = first; e < o.final_epochs; ++e) {  // a new cosine schedule (the reference's --fix_sche)
-      const auto t = std::chrono::steady_clock::now();
-      DartsEpoch rec = n.search->run_epoch(n.train, n.valid, detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs), true);
-      n.file.clear();
-      rec.epoch = split_total + e + 1;
-      rec.phase = "search";
-      rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      current.push_back(darts_epoch_to_json(rec));
-      if (e + 1 == o.final_epochs) {
-        std::vector<std::vector<bool>> masks;
-        for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
-        json splits = json::array();
-        for (const auto& sp : n.splits) splits.push_back(split_json(sp));
-        const Architecture derived = n.search->derive();
-        done.push_back({{"masks", masks}, {"splits", splits}, {"derived", derived},
-                        {"valid_accuracy", derived_accuracy(*n.search, derived, valid, so.batch)}, {"epochs", current}});
-        n.file.clear();  // the accuracy's train-mode forwards moved its BN statistics
-        current = json::array();
-      }
-      tree.checkpoint_final(leaf, e + 1, {{"leaves", done}, {"epochs", current}});
-      if (tree.stopped()) break;
+  const fs::path init = fs::temp_directory_path() / fmt::format("nasforge_few_shot_leaf_{}_{}.pt", ::getpid(), so.seed);
+  struct Remove {
+    fs::path p;
+    ~Remove() {
+      std::error_code ec;
+      fs::remove(p, ec);
+      fs::remove(p.string() + ".tmp", ec);
     }
-    if (tree.stopped()) break;
+  } remove_init{init};
+  bool stopped = false;
+  for (std::size_t leaf = tree.leaf(); leaf < level.size() && !stopped; ++leaf) {
+    if (o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
+    auto& n = level[leaf];
+    n.search->save(init.string(), "{}");
+    DartsOptions lo = so;
+    lo.initial_checkpoint = init.string();
+    if (!o.out_dir.empty()) {
+      lo.out_dir = (fs::path(o.out_dir) / fmt::format("leaf_{}", leaf)).string();
+      lo.resume = tree.resumed() && leaf == tree.leaf();
+    }
+    lo.progress = o.search.progress;
+    lo.on_epoch = [&](const DartsEpoch& e) {
+      stopped = o.on_epoch && o.on_epoch(FewShotProgress{"final", e.epoch, level.size(), leaf, tree.seconds()});
+      return stopped;
+    };
+    double accuracy = 0;
+    lo.on_finish = [&](DartsSearch& s) { accuracy = derived_accuracy(s, s.derive(), valid, so.batch); };
+    DartsResult dr = run_darts(space, data, lo);
+    if (stopped) break;
+    std::vector<std::vector<bool>> masks;
+    for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+    json splits = json::array(), epochs = json::array();
+    for (const auto& sp : n.splits) splits.push_back(split_json(sp));
+    for (const auto& e : dr.epochs) epochs.push_back(darts_epoch_to_json(e));
+    done.push_back({{"masks", masks}, {"splits", splits}, {"derived", dr.derived}, {"valid_accuracy", accuracy},
+                    {"epochs", epochs}});
+    tree.checkpoint_final(leaf + 1, 0, {{"leaves", done}}, /*notify=*/false);  // the next leaf starts as inherited
   }
-  r.stopped = tree.stopped();
+  r.stopped = stopped;
   for (const auto& j : done) {
     SubSupernetResult out;
     out.masks = j.at("masks").get<std::vector<std::vector<bool>>>();
@@ -682,7 +699,7 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
     if (first == 0 && o.restart && !o.split_epochs.empty()) tree.restart(leaf);
     for (std::int64_t e = first; e < o.final_epochs && !tree.stopped(); ++e) {
       tree.train_epoch(level[leaf], detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs));
-      tree.checkpoint_final(leaf, e + 1, json::object());
+      tree.checkpoint_final(leaf, e + 1, json::object(), /*notify=*/true);
     }
     if (tree.stopped()) break;
   }

@@ -179,6 +179,30 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
   EXPECT_THROW(run_few_shot(space, data, bad), InvalidArgument);  // two split epochs, one branch factor
 }
 
+TEST(FewShot, DartsPtRunsInsideEveryLeafAndDecidesEveryEdge) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
+  FewShotOptions o;
+  o.search = darts_preset("darts-pt");
+  o.search.batch = 16;
+  o.search.steps_per_epoch = 2;
+  o.search.pt_interval = 1;
+  o.search.pt_eval_samples = 32;
+  o.search.seed = 3;
+  o.split_epochs = {1};
+  o.branch = {2};
+  o.final_epochs = 1;
+  o.gm.repeats = 2;
+  FewShotResult r = run_few_shot(space, data, o);
+  ASSERT_EQ(r.leaves.size(), 2U);
+  for (const auto& leaf : r.leaves) {
+    // 1 search epoch, then NB201's 6 projections one tuning epoch apart, and a last one.
+    EXPECT_EQ(leaf.epochs.size(), 1U + 6U);
+    EXPECT_EQ(leaf.epochs.back().phase, "tune");
+    for (std::size_t d = 0; d < leaf.masks.size(); ++d) EXPECT_TRUE(leaf.masks[d][leaf.derived[d]]);
+  }
+}
+
 TEST(FewShot, BadSettingsFailBeforeAnyTraining) {
   auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
   TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);

@@ -45,6 +45,7 @@
 namespace nasforge {
 
 struct DartsEpoch;
+class DartsSearch;
 
 /// Settings of a differentiable search. `darts_preset` gives each algorithm's published defaults.
 struct DartsOptions {
@@ -98,6 +99,12 @@ struct DartsOptions {
   bool progress = false;              ///< a line per epoch (and on a terminal, per step) on stderr
   /// Called after every epoch (after its checkpoint); return true to stop the search there.
   std::function<bool(const DartsEpoch&)> on_epoch;
+  /// Start from this DartsSearch checkpoint (DartsSearch::save: weights, alpha, BN statistics,
+  /// masks, optimiser state) instead of a fresh initialisation, e.g. a few-shot sub-supernet.
+  /// A resume from out_dir's own checkpoint takes precedence. Not part of the resume check.
+  std::string initial_checkpoint;
+  /// Called once at the end of run_darts with the search (after the discretisation).
+  std::function<void(DartsSearch&)> on_finish;
 };
 
 /// The published defaults of `algorithm` (DARTS, Liu et al.; PC-DARTS, Xu et al. with K = 4;
