@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -413,6 +414,99 @@ TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
     EXPECT_THROW(mixed ? (void)run_few_shot(space, data, o) : (void)train_sub_supernets(space, data, o), InvalidArgument);
     fs::remove_all(a);
     fs::remove_all(b);
+  }
+}
+
+// A MobileNetV3 stage (the 40-channel one: SE, ReLU, stride 2) as a chain of op decisions:
+// each of its 3 blocks picks kernel {3,5,7} x expansion {3,6}, after a stem conv.
+constexpr const char* kMbv3Stage = R"({
+  "name": "mbv3_stage",
+  "params": {"input": [3, 16, 16], "classes": 10},
+  "ops": {"k3_e3": {"type": "mbconv", "kernel": 3, "expansion": 3, "se": true, "act": "relu"},
+          "k3_e6": {"type": "mbconv", "kernel": 3, "expansion": 6, "se": true, "act": "relu"},
+          "k5_e3": {"type": "mbconv", "kernel": 5, "expansion": 3, "se": true, "act": "relu"},
+          "k5_e6": {"type": "mbconv", "kernel": 5, "expansion": 6, "se": true, "act": "relu"},
+          "k7_e3": {"type": "mbconv", "kernel": 7, "expansion": 3, "se": true, "act": "relu"},
+          "k7_e6": {"type": "mbconv", "kernel": 7, "expansion": 6, "se": true, "act": "relu"}},
+  "network": [
+    {"type": "conv_bn_act", "out": 16, "kernel": 3, "stride": 2, "act": "hswish"},
+    {"type": "stage", "depth": 3, "block": {"type": "choose", "out": 40, "stride": 2,
+      "options": ["k3_e3", "k3_e6", "k5_e3", "k5_e6", "k7_e3", "k7_e6"]}},
+    {"type": "global_avg_pool"},
+    {"type": "linear", "out": "$classes"}
+  ]
+})";
+
+TEST(FewShot, SplitsAMobileNetV3StageInBothTrainings) {
+  auto space = SearchSpace::from_string(kMbv3Stage);
+  ASSERT_EQ(space.decisions().size(), 3U);
+  TensorData data = synthetic_data(128, {3, 16, 16}, 10, 8);
+  {  // GM on the first block: the shared weights are the other blocks' candidates
+    ::torch::manual_seed(0);
+    Supernet net(space);
+    net->set_mode(SupernetMode::kMixed);
+    const auto shared = shared_parameters(*net, 0);
+    EXPECT_FALSE(shared.empty());
+    std::size_t all = 0;
+    for (const auto& p : net->parameters()) all += static_cast<std::size_t>(p.numel());
+    std::size_t counted = 0;
+    for (const auto& p : shared) counted += static_cast<std::size_t>(p.numel());
+    EXPECT_LT(counted, all);
+    auto batch = [&](std::size_t r) {
+      const auto at = static_cast<std::int64_t>(r % 4) * 16;
+      return std::pair{data.images.narrow(0, at, 16), data.labels.narrow(0, at, 16)};
+    };
+    GradientMatchOptions o;
+    o.repeats = 2;
+    const auto d = gradient_match_distances(*net, 0, batch, o);
+    for (std::size_t a = 0; a < 6; ++a) {
+      for (std::size_t b = 0; b < 6; ++b) {
+        EXPECT_TRUE(std::isfinite(d[a][b]));
+        EXPECT_GE(d[a][b], -1e-9);
+        EXPECT_LE(d[a][b], 2 + 1e-9);
+      }
+    }
+  }
+  for (const char* training : {"mixed", "single-path"}) {
+    FewShotOptions o;
+    o.training = training;
+    o.search.batch = 16;
+    o.search.steps_per_epoch = 2;
+    o.split_epochs = {1};
+    o.branch = {3};  // 6 ops into 3 pairs
+    o.final_epochs = 1;
+    o.gm.repeats = 2;
+    std::vector<std::vector<std::vector<bool>>> masks;
+    if (std::string(training) == "mixed") {
+      FewShotResult r = run_few_shot(space, data, o);
+      ASSERT_EQ(r.leaves.size(), 3U);
+      for (const auto& leaf : r.leaves) {
+        masks.push_back(leaf.masks);
+        for (std::size_t d = 0; d < leaf.masks.size(); ++d) EXPECT_TRUE(leaf.masks[d][leaf.derived[d]]);
+      }
+    } else {
+      SubSupernets t = train_sub_supernets(space, data, o);
+      ASSERT_EQ(t.leaves.size(), 3U);
+      FewShotEvaluator eval(t.leaves, {t.train.images.narrow(0, 0, 16)}, t.valid);
+      Rng rng(1);
+      for (int i = 0; i < 6; ++i) {
+        const Architecture a = space.sample(rng);
+        EXPECT_GE(eval.evaluate(a).at("supernet_acc"), 0.0);
+      }
+      for (const auto& leaf : t.leaves) masks.push_back(leaf.masks);
+    }
+    // The split block's 6 ops are divided into 3 disjoint pairs.
+    std::size_t split = 3;
+    for (std::size_t d = 0; d < 3; ++d) {
+      if (std::count(masks[0][d].begin(), masks[0][d].end(), true) == 2) split = d;
+    }
+    ASSERT_LT(split, 3U) << training;
+    std::vector<int> seen(6, 0);
+    for (const auto& m : masks) {
+      EXPECT_EQ(std::count(m[split].begin(), m[split].end(), true), 2) << training;
+      for (std::size_t op = 0; op < 6; ++op) seen[op] += m[split][op];
+    }
+    EXPECT_EQ(seen, std::vector<int>(6, 1)) << training;
   }
 }
 
