@@ -37,7 +37,7 @@ struct Args {
   // few-shot search
   std::string split = "gm", inner = "darts", splits = "15,30", branch = "2,2";
   long long gm_repeats = 100;
-  bool no_restart = false;
+  bool no_restart = false, parallel = false;
   double lr = 0.1;
   bool augment = true;
   std::string init;  // train: start from a sub-network directory
@@ -160,6 +160,8 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.inner = value(s);
     } else if (s == "--no-restart") {
       a.no_restart = true;
+    } else if (s == "--parallel") {
+      a.parallel = true;
     } else if (s == "--budget-seconds" || s == "--budget-simulated") {
       std::string v = value(s);
       char* end = nullptr;

@@ -82,7 +82,7 @@ Usage:
       the DartsOptions fields (arch_lr, warmup_epochs, partial_channels, pt_interval, ...).
   nasforge search --space FILE --strategy few-shot-gm [--inner darts|darts2|pc-darts|darts-pt|rea|random]
                   [--split gm|random|exhaustive] [--splits E1,E2,...] [--branch B1,B2,...] [--gm-repeats R]
-                  [--no-restart] [--budget N] [--data fashion-mnist|synthetic] [--subset N] [--epochs E]
+                  [--no-restart] [--parallel] [--budget N] [--data fashion-mnist|synthetic] [--subset N] [--epochs E]
                   [--batch B] [--lr LR] [--threads T] [--seed S] [--strategy-options JSON]
                   [--evaluator table:CSV] --out DIR [--resume]
       Few-shot NAS (GM-NAS): trains the supernet's weights, splits every supernet at the end of
@@ -96,7 +96,8 @@ Usage:
       rea and random train the sub-supernets single-path (RSPS) and run that population search
       for --budget N evaluations, each architecture scored by the sub-supernet holding it
       (supernet_acc; JSON {"inner": {...}} sets the strategy's options). A checkpoint follows
-      every epoch; --resume continues exactly. DIR/result.json lists every leaf.
+      every epoch; --resume continues exactly. DIR/result.json lists every leaf. --parallel
+      trains the sub-supernets of a level concurrently (T at a time, one thread each).
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
                   [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json

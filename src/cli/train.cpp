@@ -348,6 +348,7 @@ int cmd_search_few_shot(const Args& a) {
   o.split_epochs = number_list<std::int64_t>("--splits", a.splits);
   o.branch = number_list<std::size_t>("--branch", a.branch);
   if (a.epochs_set) o.final_epochs = a.epochs;
+  o.parallel = a.parallel;
   o.out_dir = a.out;
   o.resume = a.resume;
   o.on_epoch = [&](const FewShotProgress& p) {

@@ -15,6 +15,9 @@
 #include <numeric>
 #include <string>
 
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -369,6 +372,20 @@ class Tree {
     n.valid.next_epoch();
   }
 
+  // Runs f on every node of the current level: in oneTBB tasks with `parallel` (as many at a
+  // time as the search's threads, each on one intra-op thread), else one after another.
+  template <typename F>
+  void for_each_node(F&& f) {
+    if (!o_.parallel || level_.size() < 2) {
+      for (auto& n : level_) f(n);
+      return;
+    }
+    const int tasks = so_.threads > 0 ? so_.threads : ::torch::get_num_threads();
+    detail::ThreadScope one(1, /*blas=*/true);
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(std::max(1, tasks)));
+    tbb::parallel_for(std::size_t{0}, level_.size(), [&](std::size_t i) { f(level_[i]); });
+  }
+
   // Runs (or, after a resume, finishes) the splitting phase; returns the leaves.
   std::vector<Node>& grow() {
     const std::int64_t split_total = o_.split_epochs.empty() ? 0 : o_.split_epochs.back();
@@ -376,7 +393,7 @@ class Tree {
     for (std::size_t k = splits_done_; k < o_.split_epochs.size(); ++k) {
       for (; epoch_ < o_.split_epochs[k]; ++epoch_) {  // weights only; one cosine over the splitting phase
         const double lr = detail::cosine_lr(so_.lr, so_.lr_min, epoch_, split_total + o_.final_epochs);
-        for (auto& n : level_) train_epoch(n, lr);
+        for_each_node([&](Node& n) { train_epoch(n, lr); });
         if (epoch_ + 1 < o_.split_epochs[k]) {
           checkpoint("split", epoch_ + 1, k, 0, 0, json::object());
           if (stopped_) {
@@ -385,8 +402,19 @@ class Tree {
           }
         }
       }
+      std::vector<EdgeSplit> splits(level_.size());
+      if (o_.split == "gm") {  // the scores need no shared state: one task per supernet
+        std::vector<std::uint64_t> seeds;
+        for (auto& n : level_) seeds.push_back(n.paths());
+        for_each_node([&](Node& n) {
+          const auto i = static_cast<std::size_t>(&n - level_.data());
+          splits[i] = gm_split(n, k, seeds[i]);
+        });
+      } else {
+        for (std::size_t i = 0; i < level_.size(); ++i) splits[i] = other_split(level_[i], k);
+      }
       std::vector<Node> next;
-      for (auto& n : level_) split(n, k, next);
+      for (std::size_t i = 0; i < level_.size(); ++i) make_children(level_[i], splits[i], next);
       level_ = std::move(next);
       splits_done_ = k + 1;
       checkpoint("split", epoch_, splits_done_, 0, 0, json::object());
@@ -449,6 +477,7 @@ class Tree {
     j["restart"] = o_.restart;
     j["final_epochs"] = o_.final_epochs;
     j["training"] = o_.training;
+    j["parallel"] = o_.parallel;  // the final phase's checkpoints differ
     return j;
   }
 
@@ -533,18 +562,22 @@ class Tree {
     resumed_ = true;
   }
 
-  void split(Node& n, std::size_t k, std::vector<Node>& next) {
+  EdgeSplit gm_split(Node& n, std::size_t k, std::uint64_t seed) {
+    auto& net = *n.search->supernet();
+    NASFORGE_CHECK(!unsplit_edges(net).empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
+    auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
+    GradientMatchOptions gm = o_.gm;
+    gm.single_path = gm.single_path || single_;
+    gm.seed = seed;
+    return choose_split(net, batches, gm, o_.branch[k]);
+  }
+
+  EdgeSplit other_split(Node& n, std::size_t k) {
     auto& net = *n.search->supernet();
     const auto open = unsplit_edges(net);
     NASFORGE_CHECK(!open.empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
     EdgeSplit s;
-    if (o_.split == "gm") {
-      auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
-      GradientMatchOptions gm = o_.gm;
-      gm.single_path = gm.single_path || single_;
-      gm.seed = n.paths();
-      s = choose_split(net, batches, gm, o_.branch[k]);
-    } else if (o_.split == "random") {
+    if (o_.split == "random") {
       std::vector<std::size_t> wide;
       for (std::size_t d : open) {
         if (net.mask(d).size() >= o_.branch[k]) wide.push_back(d);
@@ -561,6 +594,11 @@ class Tree {
         if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
       }
     }
+    return s;
+  }
+
+  void make_children(Node& n, const EdgeSplit& s, std::vector<Node>& next) {
+    auto& net = *n.search->supernet();
     n.search->save(tmp_.string(), "{}");
     for (const auto& group : s.groups) {
       Node child{std::make_unique<DartsSearch>(space_, so_), n.train, n.valid, n.splits, Rng(n.paths()), {}};
@@ -693,7 +731,18 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
   const auto [train, valid] = split_search_data(space, data, so, "few-shot");
   Tree tree(space, o, so, train, valid);
   auto& level = tree.grow();
-  for (std::size_t leaf = tree.leaf(); leaf < level.size() && !tree.stopped(); ++leaf) {
+  if (o.parallel && !tree.stopped()) {  // every leaf's epoch e together; the checkpoints say (0, e)
+    const std::int64_t first = tree.resumed() ? tree.leaf_epoch() : 0;
+    for (std::size_t leaf = 0; first == 0 && o.restart && !o.split_epochs.empty() && leaf < level.size(); ++leaf) {
+      tree.restart(leaf);
+    }
+    for (std::int64_t e = first; e < o.final_epochs && !tree.stopped(); ++e) {
+      const double lr = detail::cosine_lr(so.lr, so.lr_min, e, o.final_epochs);
+      tree.for_each_node([&](Node& n) { tree.train_epoch(n, lr); });
+      tree.checkpoint_final(0, e + 1, json::object(), /*notify=*/true);
+    }
+  }
+  for (std::size_t leaf = tree.leaf(); !o.parallel && leaf < level.size() && !tree.stopped(); ++leaf) {
     const bool resuming = leaf == tree.leaf() && tree.resumed();
     const std::int64_t first = resuming ? tree.leaf_epoch() : 0;
     if (first == 0 && o.restart && !o.split_epochs.empty()) tree.restart(leaf);

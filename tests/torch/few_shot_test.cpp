@@ -510,4 +510,30 @@ TEST(FewShot, SplitsAMobileNetV3StageInBothTrainings) {
   }
 }
 
+TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
+  FewShotOptions o;
+  o.training = "single-path";
+  o.search.batch = 16;
+  o.search.steps_per_epoch = 3;
+  o.search.seed = 8;
+  o.split_epochs = {1, 2};
+  o.branch = {2, 2};
+  o.final_epochs = 2;
+  o.gm.repeats = 2;
+  o.search.threads = 1;
+  SubSupernets sequential = train_sub_supernets(space, data, o);
+  o.parallel = true;
+  o.search.threads = 2;  // two sub-supernets at a time, one intra-op thread each
+  SubSupernets parallel = train_sub_supernets(space, data, o);
+  ASSERT_EQ(parallel.leaves.size(), sequential.leaves.size());
+  for (std::size_t l = 0; l < parallel.leaves.size(); ++l) {
+    EXPECT_EQ(parallel.leaves[l].masks, sequential.leaves[l].masks);
+    auto p = parallel.leaves[l].supernet->parameters(), q = sequential.leaves[l].supernet->parameters();
+    ASSERT_EQ(p.size(), q.size());
+    for (std::size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(::torch::equal(p[i], q[i])) << "leaf " << l << " tensor " << i;
+  }
+}
+
 }  // namespace nasforge

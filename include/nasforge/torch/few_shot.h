@@ -135,6 +135,13 @@ struct FewShotOptions {
   /// last and atomically, and one file per sub-supernet that changed), so that `resume`
   /// continues a killed search exactly (same seed, same result); the settings that shape the
   /// result must match. Empty: nothing written.
+  /// Train the sub-supernets of a level concurrently (oneTBB tasks, as many at a time as the
+  /// search's `threads`, each on one LibTorch intra-op thread): the splitting phase, the GM
+  /// scores of a level and the single-path final phase. The result equals a sequential run
+  /// on one thread (tested). Mixed final phases (the DARTS inners) stay sequential. Memory is
+  /// what a sequential run holds (every sub-supernet of a level is alive either way) plus one
+  /// batch's activations per concurrent task.
+  bool parallel = false;
   std::string out_dir;
   bool resume = false;
   /// Called after every epoch (after its checkpoint); return true to stop there. A stopped
