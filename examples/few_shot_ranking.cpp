@@ -10,14 +10,17 @@
 //    epochs SPLIT1 and SPLIT2 into 2 x 2 = 4 sub-supernets, by gradient matching over R batches
 //    or at random, each leaf trained FINAL more epochs with the weights it inherited), and
 //    `one-shot-long` (one supernet trained for as many supernet-epochs as the split trees);
-//    a `-parallel` suffix trains a level's sub-supernets concurrently (same result, less time).
+//    a `-parallel` suffix trains a level's sub-supernets concurrently, THREADS at a time on one
+//    intra-op thread each (the result of the sequential method at THREADS = 1).
 // 3. Every architecture is scored by the (sub-)supernet that contains it (BN recalibrated on
 //    10 batches, accuracy on the other half of the images); Kendall tau-b and Spearman against
 //    the stand-alone accuracies go to OUT/ranking.csv (one row per seed and method; a rerun
 //    skips rows already there), the per-architecture estimates to OUT/estimates.csv.
 //
-//   nasforge_few_shot_ranking [OUT] [ARCHS] [IMAGES] [EPOCHS] [SPLIT1,SPLIT2,FINAL] [SEEDS] [METHODS] [R] [THREADS]
-//   defaults: runs/few_shot_ranking 30 10000 4 3,6,6 0,1 one-shot,gm,random,one-shot-long 10 2
+//   nasforge_few_shot_ranking [OUT] [ARCHS] [IMAGES] [EPOCHS] [SPLIT1,SPLIT2,FINAL] [SEEDS] [METHODS] [R] [THREADS] [RETRAIN]
+//   defaults: runs/few_shot_ranking 30 10000 4 3,6,6 0,1 one-shot,gm,random,one-shot-long 10 2 0
+// RETRAIN > 0 trains the first RETRAIN architectures again with another seed and prints the
+// Kendall tau between the two runs: how far the stand-alone ranking itself is from exact.
 #include <sys/resource.h>
 
 #include <filesystem>
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
   const auto seeds = split(arg(6, "0,1")), methods = split(arg(7, "one-shot,gm,random,one-shot-long"));
   const long repeats = std::stol(arg(8, "10"));
   const int threads = std::stoi(arg(9, "2"));
+  const auto retrain = static_cast<std::size_t>(std::stol(arg(10, "0")));
   try {
     NASFORGE_CHECK(schedule.size() == 3, "expected SPLIT1,SPLIT2,FINAL, got \"{}\"", arg(5, ""));
     const long s1 = std::stol(schedule[0]), s2 = std::stol(schedule[1]), fin = std::stol(schedule[2]);
@@ -86,7 +90,8 @@ int main(int argc, char** argv) {
     auto data = nasforge::to_tensors(train_set, norm, subset);
     auto test = nasforge::to_tensors(test_set, norm);
 
-    // 1. The architectures and their stand-alone accuracies.
+    // 1. The architectures and their stand-alone accuracies (seed 0; with `retrain`, seed 1:
+    // the second run of the same recipe says how noisy the ground truth itself is).
     nasforge::Rng pick(20261127);
     std::vector<nasforge::Architecture> archs;
     std::set<nasforge::Architecture> seen;
@@ -94,30 +99,39 @@ int main(int argc, char** argv) {
       auto a = space.sample(pick);
       if (seen.insert(a).second) archs.push_back(a);
     }
-    const auto standalone_csv = out / "standalone.csv";
-    auto cached = read_rows(standalone_csv, 1);
-    std::vector<double> truth;
-    for (std::size_t i = 0; i < archs.size(); ++i) {
-      const std::string name = space.to_native(archs[i]);
-      if (auto it = cached.find(name + ","); it != cached.end()) {
-        truth.push_back(std::stod(split(it->second).at(1)));
-        continue;
+    auto standalone = [&](std::size_t count, std::uint64_t seed, const std::filesystem::path& csv) {
+      auto cached = read_rows(csv, 1);
+      std::vector<double> acc;
+      for (std::size_t i = 0; i < count; ++i) {
+        const std::string name = space.to_native(archs[i]);
+        if (auto it = cached.find(name + ","); it != cached.end()) {
+          acc.push_back(std::stod(split(it->second).at(1)));
+          continue;
+        }
+        torch::manual_seed(static_cast<std::uint64_t>(i) + 1000 * seed);
+        nasforge::Network net(space.resolve(archs[i]));
+        nasforge::TrainOptions t;
+        t.epochs = epochs;
+        t.batch = 128;
+        t.lr = 0.05;
+        t.seed = i + 1000 * seed;
+        t.threads = threads;
+        auto h = nasforge::train(net, data, test, t);
+        double secs = 0;
+        for (const auto& e : h) secs += e.seconds;
+        acc.push_back(100 * h.back().test_accuracy);
+        append(csv, "arch,test_acc,train_seconds", fmt::format("{},{:.2f},{:.1f}", name, acc.back(), secs));
+        fmt::print("stand-alone (seed {}) {:>2}/{} {}  test {:.2f}%  ({:.0f} s)\n", seed, i + 1, count, name, acc.back(), secs);
+        std::fflush(stdout);
       }
-      torch::manual_seed(static_cast<std::uint64_t>(i));
-      nasforge::Network net(space.resolve(archs[i]));
-      nasforge::TrainOptions t;
-      t.epochs = epochs;
-      t.batch = 128;
-      t.lr = 0.05;
-      t.seed = i;
-      t.threads = threads;
-      auto h = nasforge::train(net, data, test, t);
-      double secs = 0;
-      for (const auto& e : h) secs += e.seconds;
-      truth.push_back(100 * h.back().test_accuracy);
-      append(standalone_csv, "arch,test_acc,train_seconds", fmt::format("{},{:.2f},{:.1f}", name, truth.back(), secs));
-      fmt::print("stand-alone {:>2}/{} {}  test {:.2f}%  ({:.0f} s)\n", i + 1, archs.size(), name, truth.back(), secs);
-      std::fflush(stdout);
+      return acc;
+    };
+    const std::vector<double> truth = standalone(archs.size(), 0, out / "standalone.csv");
+    if (retrain > 0) {
+      const auto again = standalone(std::min<std::size_t>(retrain, archs.size()), 1, out / "standalone_seed1.csv");
+      const auto q = nasforge::prediction_quality(again, std::vector<double>(truth.begin(), truth.begin() + again.size()));
+      fmt::print("ground-truth noise: Kendall tau {:.3f} (Spearman {:.3f}) between two training seeds of the first {} "
+                 "architectures\n", q.kendall, q.spearman, again.size());
     }
 
     // 2-3. Supernets per seed and method, and the ranking they give.
@@ -150,7 +164,8 @@ int main(int argc, char** argv) {
           o.branch.clear();
           o.final_epochs = how == "one-shot" ? s2 + fin : s1 + 2 * (s2 - s1) + 4 * fin;  // long: the trees' epochs
         } else {
-          throw nasforge::InvalidArgument(fmt::format("unknown method \"{}\" (one-shot, gm, random, one-shot-long)", method));
+          throw nasforge::InvalidArgument(fmt::format("unknown method \"{}\" (one-shot, gm, random, one-shot-long, each "
+                                                        "with an optional -parallel suffix)", method));
         }
         torch::manual_seed(o.search.seed);
         auto tree = nasforge::train_sub_supernets(space, data, o);

@@ -320,6 +320,14 @@ int cmd_search_few_shot(const Args& a) {
     throw UsageError(cmd + ": the latency options, --objective and --constraint are not supported by the few-shot search "
                            "yet (the inner search maximises accuracy)");
   }
+  if (a.budget_seconds > 0 || a.budget_simulated > 0) {
+    throw UsageError(cmd + ": the inner population search stops after --budget N evaluations; --budget-seconds and "
+                           "--budget-simulated are not supported here");
+  }
+  if (a.budget_set && !population) {
+    throw UsageError(fmt::format("{}: --budget counts evaluations of --inner rea|random; --inner {} runs --epochs per "
+                                 "sub-supernet", cmd, a.inner));
+  }
   auto space = SearchSpace::from_file(a.space, a.overrides);
   FewShotOptions o;
   o.search = darts_preset(population ? "darts" : a.inner);
@@ -355,13 +363,17 @@ int cmd_search_few_shot(const Args& a) {
     if (p.phase == "split") {
       fmt::print(stderr, "few-shot: splitting phase, epoch {}/{}, {} supernet(s), {:.0f} s\n", p.epoch, o.split_epochs.back(),
                  p.supernets, p.seconds);
-    } else {
-      fmt::print(stderr, "few-shot: sub-supernet {}/{}, epoch {}/{}, {:.0f} s\n", p.leaf + 1, p.supernets, p.epoch,
-                 o.final_epochs, p.seconds);
+    } else if (o.parallel && population) {
+      fmt::print(stderr, "few-shot: all {} sub-supernets, epoch {}/{}, {:.0f} s\n", p.supernets, p.epoch, o.final_epochs,
+                 p.seconds);
+    } else {  // DARTS-PT's tuning epochs come after the search epochs
+      fmt::print(stderr, "few-shot: sub-supernet {}/{}, epoch {}{}, {:.0f} s\n", p.leaf + 1, p.supernets, p.epoch,
+                 a.inner == "darts-pt" ? std::string() : fmt::format("/{}", o.final_epochs), p.seconds);
     }
     return false;
   };
   std::filesystem::create_directories(a.out);  // before the search: a bad --out fails now
+  if (!a.resume) std::filesystem::remove(std::filesystem::path(a.out) / "checkpoint.json");  // an earlier inner search's
   auto data = load_data(a, cmd.c_str(), space.supernet()).first;
   fmt::print("few-shot ({} split at epochs {}, branch {}{}) + {} for {} epochs on {} ({} images), {} threads\n", o.split,
              a.splits, a.branch, o.restart ? ", restart after the last" : "", population ? "single-path training" : a.inner,

@@ -855,6 +855,7 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
     return sum;
   }();
   double spent = 0;
+  bool stopped = false;
   for (std::int64_t e = done; e < total_epochs; ++e) {
     const auto te = clock::now();
     const bool tuning = e >= o.epochs;
@@ -927,10 +928,13 @@ DartsResult run_darts(const SearchSpace& space, const TensorData& data, const Da
       for (const auto& p : r.projections) st["projections"].push_back(projection_json(p));
       s.save(ckpt.string(), st.dump());
     }
-    if (o.on_epoch && o.on_epoch(r.epochs.back())) break;
+    if (o.on_epoch && o.on_epoch(r.epochs.back())) {
+      stopped = true;
+      break;
+    }
   }
   r.derived = s.derive();
-  if (o.on_finish) o.on_finish(s);
+  if (o.on_finish && !stopped) o.on_finish(s);
 
   // The population search's result shape: one trial per epoch.
   for (const auto& e : r.epochs) {

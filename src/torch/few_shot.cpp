@@ -15,7 +15,7 @@
 #include <numeric>
 #include <string>
 
-#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
 #include <tbb/parallel_for.h>
 
 #include <fmt/format.h>
@@ -217,19 +217,28 @@ std::vector<std::size_t> unsplit_edges(const SupernetImpl& net) {
   return out;
 }
 
-EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& o, std::size_t branch) {
-  const auto edges = unsplit_edges(net);
+std::vector<std::uint32_t> enabled_options(const SupernetImpl& net, std::size_t d) {
+  std::vector<std::uint32_t> out;
+  const auto& m = net.mask(d);
+  for (std::uint32_t o = 0; o < m.size(); ++o) {
+    if (m[o]) out.push_back(o);
+  }
+  return out;
+}
+
+EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& o, std::size_t branch,
+                       std::vector<std::size_t> edges) {
+  if (edges.empty()) edges = unsplit_edges(net);
   NASFORGE_CHECK(!edges.empty(), "choose_split: every op decision of space \"{}\" is already split", net.space().name());
+  NASFORGE_CHECK(std::any_of(edges.begin(), edges.end(), [&](std::size_t d) { return enabled_options(net, d).size() >= branch; }),
+                 "choose_split: no candidate edge of space \"{}\" has {} enabled options to split into {} groups",
+                 net.space().name(), branch, branch);
   EdgeSplit best;
   bool have = false;
-  NASFORGE_CHECK(std::any_of(edges.begin(), edges.end(), [&](std::size_t d) { return net.mask(d).size() >= branch; }),
-                 "choose_split: no unsplit edge of space \"{}\" has {} options to split into {} groups", net.space().name(),
-                 branch, branch);
   for (std::size_t d : edges) {
-    if (net.mask(d).size() < branch) continue;  // cannot give every group an op
+    const auto opts = enabled_options(net, d);
+    if (opts.size() < branch) continue;  // cannot give every group an op
     const auto dist = gradient_match_distances(net, d, batch, o);
-    std::vector<std::uint32_t> opts(net.mask(d).size());
-    std::iota(opts.begin(), opts.end(), 0U);
     EdgeSplit s = best_partition(dist, opts, branch);
     s.decision = d;
     if (!have || s.cut > best.cut) {
@@ -248,6 +257,22 @@ namespace nasforge {
 namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+// A checkpoint file in the temp directory, unique per process and use, removed on every path.
+struct ScratchFile {
+  fs::path path;
+  ScratchFile(const char* what, std::uint64_t seed) {
+    static std::atomic<unsigned> uses{0};
+    path = fs::temp_directory_path() / fmt::format("nasforge_few_shot_{}_{}_{}_{}.pt", what, ::getpid(), seed, uses.fetch_add(1));
+  }
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+  ~ScratchFile() {
+    std::error_code ec;
+    fs::remove(path, ec);
+    fs::remove(path.string() + ".tmp", ec);
+  }
+};
 
 struct Node {
   std::unique_ptr<DartsSearch> search;
@@ -312,8 +337,6 @@ void check_settings(const SearchSpace& space, const FewShotOptions& o, bool allo
   NASFORGE_CHECK(o.final_epochs >= 1, "few-shot: final_epochs must be >= 1, got {}", o.final_epochs);
 }
 
-// The splitting phase shared by both trainings: trains the root until the first split epoch,
-// splits every supernet at each split epoch and returns the leaves (before the final phase).
 json split_json(const EdgeSplit& s) {
   return {{"decision", s.decision}, {"groups", s.groups}, {"intra", s.intra}, {"cut", s.cut}};
 }
@@ -335,24 +358,23 @@ class Tree {
  public:
   Tree(const SearchSpace& space, const FewShotOptions& o, DartsOptions so, const TensorData& train, const TensorData& valid)
       : space_(space), o_(o), so_(std::move(so)), train_(train), valid_(valid), single_(o.training == "single-path"),
-        rng_(so_.seed ^ 0x5EED5EEDULL), dir_(o.out_dir),
-        tmp_(fs::temp_directory_path() /
-             fmt::format("nasforge_few_shot_{}_{}_{}.pt", ::getpid(), so_.seed, calls_.fetch_add(1))) {
+        rng_(so_.seed ^ 0x5EED5EEDULL), dir_(o.out_dir), tmp_("parent", so_.seed) {
     if (!dir_.empty()) fs::create_directories(dir_);
     if (o.resume && !dir_.empty() && fs::exists(dir_ / "tree.json")) {
       resume();
     } else {
+      if (!dir_.empty()) {  // a fresh tree: an earlier run's sub-supernets and leaf runs must not be resumed
+        for (const auto& entry : fs::directory_iterator(dir_)) {
+          const std::string name = entry.path().filename().string();
+          if (name.rfind("node_", 0) == 0 || name.rfind("leaf_", 0) == 0 || name == "tree.json") fs::remove_all(entry.path());
+        }
+      }
       level_.push_back(make_node(so_, {}, Rng(so_.seed ^ 0xA7A7ULL)));
     }
     t0_ = std::chrono::steady_clock::now();
   }
   Tree(const Tree&) = delete;
   Tree& operator=(const Tree&) = delete;
-  ~Tree() {  // the parent's checkpoint is scratch: gone on return and on a throw
-    std::error_code ec;
-    fs::remove(tmp_, ec);
-    fs::remove(tmp_.string() + ".tmp", ec);
-  }
 
   // One epoch of weight training (alpha fixed) of node n at learning rate lr.
   void train_epoch(Node& n, double lr) {
@@ -382,8 +404,15 @@ class Tree {
     }
     const int tasks = so_.threads > 0 ? so_.threads : ::torch::get_num_threads();
     detail::ThreadScope one(1, /*blas=*/true);
-    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(std::max(1, tasks)));
-    tbb::parallel_for(std::size_t{0}, level_.size(), [&](std::size_t i) { f(level_[i]); });
+    tbb::task_arena arena(std::max(1, tasks));  // this many at a time, whatever the process's other limits
+    arena.execute([&] {
+      tbb::parallel_for(std::size_t{0}, level_.size(), [&](std::size_t i) {
+        // LibTorch keeps its OpenMP thread count per thread: a worker that ran torch code at
+        // another count before would keep it.
+        ::torch::set_num_threads(1);
+        f(level_[i]);
+      });
+    });
   }
 
   // Runs (or, after a resume, finishes) the splitting phase; returns the leaves.
@@ -510,7 +539,7 @@ class Tree {
     const auto rs = rng_.state();
     json st{{"settings", settings()}, {"phase", phase}, {"epoch", epoch}, {"splits_done", splits_done},
             {"leaf", leaf}, {"leaf_epoch", leaf_epoch}, {"rng", std::vector<std::uint64_t>(rs.begin(), rs.end())},
-            {"nodes", nodes}, {"extra", extra}, {"seconds", seconds()}};
+            {"nodes", nodes}, {"extra", extra}, {"seconds", seconds()}, {"generation", generation_}};
     detail::write_file_atomic(dir_ / "tree.json", st.dump(1) + "\n");
     std::set<std::string> keep;
     for (const auto& n : level_) keep.insert(n.file);
@@ -527,11 +556,27 @@ class Tree {
     const fs::path path = dir_ / "tree.json";
     std::ifstream in(path);
     json st = json::parse(in, nullptr, false);
-    NASFORGE_CHECK(!st.is_discarded() && st.contains("settings") && st.contains("nodes"),
+    NASFORGE_CHECK(!st.is_discarded() && st.is_object() && st.contains("settings") && st.contains("nodes"),
                    "{}: not a few-shot checkpoint (expected the JSON tree.json writes)", path.string());
-    NASFORGE_CHECK(st.at("settings") == settings(),
-                   "{}: the checkpoint was written with other settings ({}) than this run ({}); use another output "
-                   "directory or the same settings", path.string(), st.at("settings").dump(), settings().dump());
+    const json now = settings();
+    if (st.at("settings") != now) {
+      std::vector<std::string> differ;
+      for (const auto& [k, v] : now.items()) {
+        if (!st["settings"].contains(k) || st["settings"][k] != v) {
+          differ.push_back(fmt::format("{} ({} there, {} now)", k, st["settings"].value(k, json()).dump(), v.dump()));
+        }
+      }
+      throw InvalidArgument(fmt::format("{}: the checkpoint was written with other settings: {}; use another output "
+                                        "directory or the same settings", path.string(), fmt::join(differ, ", ")));
+    }
+    try {
+      restore(st);
+    } catch (const json::exception& e) {
+      throw InvalidArgument(fmt::format("{}: a damaged few-shot checkpoint ({})", path.string(), e.what()));
+    }
+  }
+
+  void restore(const json& st) {
     auto state_of = [](const json& j) {
       std::array<std::uint64_t, 4> a{};
       for (std::size_t i = 0; i < 4; ++i) a[i] = j.at(i).get<std::uint64_t>();
@@ -544,6 +589,7 @@ class Tree {
     leaf_epoch_ = st.at("leaf_epoch");
     extra_ = st.at("extra");
     seconds_before_ = st.at("seconds");
+    generation_ = st.at("generation");  // new files never take a name the last tree.json uses
     rng_.set_state(state_of(st.at("rng")));
     for (const auto& j : st.at("nodes")) {
       std::vector<EdgeSplit> splits;
@@ -562,35 +608,43 @@ class Tree {
     resumed_ = true;
   }
 
+  // The edges node n may still split: op decisions no split on its path restricted, with at
+  // least `least` enabled options. (Not unsplit_edges: DARTS-PT masks `none` out of DARTS
+  // cells from the start, so their masks are never all true.)
+  std::vector<std::size_t> open_edges(Node& n, std::size_t least, std::size_t k) {
+    auto& net = *n.search->supernet();
+    std::vector<std::size_t> open;
+    const auto& ds = space_.decisions();
+    for (std::size_t d = 0; d < ds.size(); ++d) {
+      if (ds[d].kind != DecisionKind::kOp) continue;
+      const bool split_before = std::any_of(n.splits.begin(), n.splits.end(), [&](const EdgeSplit& e) { return e.decision == d; });
+      if (!split_before && enabled_options(net, d).size() >= std::max<std::size_t>(least, 2)) open.push_back(d);
+    }
+    NASFORGE_CHECK(!open.empty(), "few-shot: at level {} no edge that is not split yet has {} enabled options", k + 1,
+                   std::max<std::size_t>(least, 2));
+    return open;
+  }
+
   EdgeSplit gm_split(Node& n, std::size_t k, std::uint64_t seed) {
     auto& net = *n.search->supernet();
-    NASFORGE_CHECK(!unsplit_edges(net).empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
     auto batches = [&](std::size_t r) { return n.train.batch(static_cast<std::int64_t>(r) % n.train.num_batches()); };
     GradientMatchOptions gm = o_.gm;
     gm.single_path = gm.single_path || single_;
     gm.seed = seed;
-    return choose_split(net, batches, gm, o_.branch[k]);
+    return choose_split(net, batches, gm, o_.branch[k], open_edges(n, o_.branch[k], k));
   }
 
   EdgeSplit other_split(Node& n, std::size_t k) {
     auto& net = *n.search->supernet();
-    const auto open = unsplit_edges(net);
-    NASFORGE_CHECK(!open.empty(), "few-shot: level {} has no unsplit edge left to split", k + 1);
     EdgeSplit s;
     if (o_.split == "random") {
-      std::vector<std::size_t> wide;
-      for (std::size_t d : open) {
-        if (net.mask(d).size() >= o_.branch[k]) wide.push_back(d);
-      }
-      NASFORGE_CHECK(!wide.empty(), "few-shot: no unsplit edge has {} options at level {}", o_.branch[k], k + 1);
+      const auto wide = open_edges(n, o_.branch[k], k);
       const std::size_t d = wide[rng_.uniform(wide.size())];
-      std::vector<std::uint32_t> opts(net.mask(d).size());
-      std::iota(opts.begin(), opts.end(), 0U);
-      s = random_partition(opts, o_.branch[k], rng_);
+      s = random_partition(enabled_options(net, d), o_.branch[k], rng_);
       s.decision = d;
     } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
-      s.decision = open.front();
-      for (std::uint32_t op = 0; op < net.mask(s.decision).size(); ++op) {
+      s.decision = open_edges(n, 2, k).front();
+      for (std::uint32_t op : enabled_options(net, s.decision)) {
         if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
       }
     }
@@ -599,10 +653,10 @@ class Tree {
 
   void make_children(Node& n, const EdgeSplit& s, std::vector<Node>& next) {
     auto& net = *n.search->supernet();
-    n.search->save(tmp_.string(), "{}");
+    n.search->save(tmp_.path.string(), "{}");
     for (const auto& group : s.groups) {
       Node child{std::make_unique<DartsSearch>(space_, so_), n.train, n.valid, n.splits, Rng(n.paths()), {}};
-      child.search->load(tmp_.string());  // weights, alpha, BN statistics, optimiser state
+      child.search->load(tmp_.path.string());  // weights, alpha, BN statistics, optimiser state
       std::vector<bool> allowed(net.mask(s.decision).size(), false);
       for (auto op : group) allowed[op] = true;
       child.search->supernet()->set_mask(s.decision, allowed);
@@ -621,7 +675,8 @@ class Tree {
   const TensorData& valid_;
   bool single_;
   Rng rng_;
-  fs::path dir_, tmp_;
+  fs::path dir_;
+  ScratchFile tmp_;  // the parent's checkpoint while its children load it
   std::vector<Node> level_;
   std::string phase_ = "split";
   std::int64_t epoch_ = 0, leaf_epoch_ = 0;
@@ -631,7 +686,6 @@ class Tree {
   unsigned generation_ = 0;
   double seconds_before_ = 0;
   std::chrono::steady_clock::time_point t0_;
-  static inline std::atomic<unsigned> calls_{0};
 };
 }  // namespace
 
@@ -661,22 +715,14 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
   // the reference's --fix_sche; DARTS-PT's projections after it), in DIR/leaf_<i> when the
   // tree checkpoints: a resumed tree resumes the leaf in progress from its own checkpoint.
   json done = tree.extra().value("leaves", json::array());  // leaves finished before a resume
-  const fs::path init = fs::temp_directory_path() / fmt::format("nasforge_few_shot_leaf_{}_{}.pt", ::getpid(), so.seed);
-  struct Remove {
-    fs::path p;
-    ~Remove() {
-      std::error_code ec;
-      fs::remove(p, ec);
-      fs::remove(p.string() + ".tmp", ec);
-    }
-  } remove_init{init};
+  const ScratchFile init("leaf", so.seed);
   bool stopped = false;
   for (std::size_t leaf = tree.leaf(); leaf < level.size() && !stopped; ++leaf) {
     if (o.restart) tree.restart(leaf);  // fresh weights, alpha and optimisers; only the masks stay
     auto& n = level[leaf];
-    n.search->save(init.string(), "{}");
+    n.search->save(init.path.string(), "{}");
     DartsOptions lo = so;
-    lo.initial_checkpoint = init.string();
+    lo.initial_checkpoint = init.path.string();
     if (!o.out_dir.empty()) {
       lo.out_dir = (fs::path(o.out_dir) / fmt::format("leaf_{}", leaf)).string();
       lo.resume = tree.resumed() && leaf == tree.leaf();

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "nasforge/error.h"
@@ -326,21 +328,32 @@ TEST(FewShot, SinglePathTreeLeavesPartitionTheSpaceAndTheEvaluatorRoutesToThem) 
 TEST(FewShot, TrainingModesAreCheckedBeforeTraining) {
   auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
   TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);
+  auto fails = [&](bool single, const FewShotOptions& o, const std::string& words) {
+    try {
+      if (single) train_sub_supernets(space, data, o);
+      else run_few_shot(space, data, o);
+      ADD_FAILURE() << "expected an error mentioning " << words;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
   FewShotOptions o;
   o.search.batch = 16;
   o.split_epochs = {1};
   o.branch = {2};
-  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);  // mixed: run_few_shot's
+  fails(true, o, "train_sub_supernets trains single-path");
   o.training = "single-path";
-  EXPECT_THROW(run_few_shot(space, data, o), InvalidArgument);         // single-path: train_sub_supernets'
+  fails(false, o, "run_few_shot searches with DARTS in mixed supernets");
   o.training = "spos";
-  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);
+  fails(true, o, "training must be mixed or single-path, got \"spos\"");
   o.training = "single-path";
   o.search.supernet.partial_channels = 2;
-  EXPECT_THROW(train_sub_supernets(space, data, o), InvalidArgument);
+  fails(true, o, "partial channels (2)");
   o.search.supernet.partial_channels = 0;
+  o.training = "mixed";
   o.split_epochs.clear();
-  EXPECT_THROW(run_few_shot(space, data, o), InvalidArgument);  // run_few_shot needs a split
+  o.branch.clear();
+  fails(false, o, "(and at least one split)");
 }
 
 TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
@@ -382,9 +395,16 @@ TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
       o.resume = true;
       ++stops;
     }
-    o.on_epoch = {};
+    // The last resume trains only what is left: epoch 2 of leaf 2 and both epochs of leaf 3.
+    int epochs_run = 0;
+    o.on_epoch = [&](const FewShotProgress& p) {
+      EXPECT_EQ(p.phase, "final");
+      ++epochs_run;
+      return false;
+    };
     if (mixed) {
       FewShotResult r = run_few_shot(space, data, o);
+      EXPECT_EQ(epochs_run, 3);
       EXPECT_TRUE(r.resumed);
       ASSERT_EQ(r.leaves.size(), full.leaves.size());
       for (std::size_t l = 0; l < r.leaves.size(); ++l) {
@@ -400,6 +420,7 @@ TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
       EXPECT_EQ(r.best, full.best);
     } else {
       SubSupernets r = train_sub_supernets(space, data, o);
+      EXPECT_EQ(epochs_run, 3);
       EXPECT_TRUE(r.resumed);
       ASSERT_EQ(r.leaves.size(), full_tree.leaves.size());
       for (std::size_t l = 0; l < r.leaves.size(); ++l) {
@@ -527,13 +548,91 @@ TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
   o.parallel = true;
   o.search.threads = 2;  // two sub-supernets at a time, one intra-op thread each
   SubSupernets parallel = train_sub_supernets(space, data, o);
-  ASSERT_EQ(parallel.leaves.size(), sequential.leaves.size());
-  for (std::size_t l = 0; l < parallel.leaves.size(); ++l) {
-    EXPECT_EQ(parallel.leaves[l].masks, sequential.leaves[l].masks);
-    auto p = parallel.leaves[l].supernet->parameters(), q = sequential.leaves[l].supernet->parameters();
-    ASSERT_EQ(p.size(), q.size());
-    for (std::size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(::torch::equal(p[i], q[i])) << "leaf " << l << " tensor " << i;
+  // And stopped after the first epoch of the (parallel) final phase, then resumed.
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_parallel";
+  fs::remove_all(dir);
+  o.out_dir = dir.string();
+  o.on_epoch = [](const FewShotProgress& p) { return p.phase == "final" && p.epoch == 1; };
+  EXPECT_TRUE(train_sub_supernets(space, data, o).stopped);
+  o.on_epoch = {};
+  o.resume = true;
+  SubSupernets resumed = train_sub_supernets(space, data, o);
+  EXPECT_TRUE(resumed.resumed);
+  fs::remove_all(dir);
+  for (const SubSupernets* run : {&parallel, &resumed}) {
+    ASSERT_EQ(run->leaves.size(), sequential.leaves.size());
+    for (std::size_t l = 0; l < run->leaves.size(); ++l) {
+      EXPECT_EQ(run->leaves[l].masks, sequential.leaves[l].masks);
+      auto p = run->leaves[l].supernet->parameters(), q = sequential.leaves[l].supernet->parameters();
+      ASSERT_EQ(p.size(), q.size());
+      for (std::size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(::torch::equal(p[i], q[i])) << "leaf " << l << " tensor " << i;
+    }
   }
+}
+
+TEST(FewShot, AFreshTreeRemovesAnEarlierRunsFiles) {
+  namespace fs = std::filesystem;
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  TensorData data = synthetic_data(128, {1, 8, 8}, 10, 5);
+  const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_stale";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "leaf_0");
+  std::ofstream(dir / "leaf_0" / "checkpoint.pt") << "an earlier run's leaf";
+  std::ofstream(dir / "node_7_0.pt") << "an earlier run's node";
+  std::ofstream(dir / "keep.txt") << "not ours";
+  FewShotOptions o;
+  o.training = "single-path";
+  o.search.batch = 16;
+  o.search.steps_per_epoch = 1;
+  o.split_epochs = {1};
+  o.branch = {2};
+  o.final_epochs = 1;
+  o.gm.repeats = 1;
+  o.out_dir = dir.string();
+  o.on_epoch = [](const FewShotProgress&) { return true; };  // stopped after the first epoch
+  EXPECT_TRUE(train_sub_supernets(space, data, o).stopped);
+  EXPECT_FALSE(fs::exists(dir / "leaf_0"));
+  EXPECT_FALSE(fs::exists(dir / "node_7_0.pt"));
+  EXPECT_TRUE(fs::exists(dir / "keep.txt"));
+  EXPECT_TRUE(fs::exists(dir / "tree.json"));
+  fs::remove_all(dir);
+}
+
+TEST(FewShot, DartsPtSplitsTheDartsSpaceWhereNoneIsMaskedFromTheStart) {
+  namespace fs = std::filesystem;
+  auto space = SearchSpace::from_file(testing::space_path("darts"),
+                                      {{"C", "4"}, {"N", "1"}, {"input", "[1,8,8]"}, {"classes", "3"}});
+  TensorData data = synthetic_data(128, {1, 8, 8}, 3, 5);
+  FewShotOptions o;
+  o.search = darts_preset("darts-pt");  // masks `none` out of every DARTS edge from the start
+  o.search.batch = 16;
+  o.search.steps_per_epoch = 1;
+  o.split_epochs = {1};
+  o.branch = {2};
+  o.final_epochs = 1;
+  o.gm.repeats = 1;
+  const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_darts_pt";
+  fs::remove_all(dir);
+  o.out_dir = dir.string();
+  // The split is what is tested (DARTS-PT's 18 projections per leaf would take a minute): stop
+  // in the first leaf's first epoch and read the tree's checkpoint.
+  o.on_epoch = [](const FewShotProgress& p) { return p.phase == "final"; };
+  EXPECT_TRUE(run_few_shot(space, data, o).stopped);
+  std::ifstream in(dir / "tree.json");
+  const auto tree = nlohmann::json::parse(in);
+  ASSERT_EQ(tree.at("nodes").size(), 2U);
+  std::vector<int> seen(8, 0);
+  for (const auto& node : tree.at("nodes")) {
+    const auto& split = node.at("splits").at(0);
+    EXPECT_EQ(split.at("decision"), tree.at("nodes")[0].at("splits")[0].at("decision"));
+    const auto group = split.at("groups").at(0).get<std::vector<std::uint32_t>>();
+    EXPECT_TRUE(group.size() == 3 || group.size() == 4) << group.size();  // 7 ops: none stays out
+    for (auto op : group) ++seen.at(op);
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 7);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 0), 1);  // none
+  fs::remove_all(dir);
 }
 
 }  // namespace nasforge

@@ -103,7 +103,8 @@ struct DartsOptions {
   /// masks, optimiser state) instead of a fresh initialisation, e.g. a few-shot sub-supernet.
   /// A resume from out_dir's own checkpoint takes precedence. Not part of the resume check.
   std::string initial_checkpoint;
-  /// Called once at the end of run_darts with the search (after the discretisation).
+  /// Called once at the end of a run_darts that ran to its last epoch (not when on_epoch
+  /// stopped it), with the search after the discretisation.
   std::function<void(DartsSearch&)> on_finish;
 };
 

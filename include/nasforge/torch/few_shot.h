@@ -52,7 +52,8 @@ struct GradientMatchOptions {
   bool hard = true;
   /// true: in each repeat the other edges run one uniformly sampled enabled op each (RSPS, the
   /// reference's single-path mode) instead of their mixing weights; the path is drawn from
-  /// Rng(seed) per call, so the same seed gives the same distances.
+  /// Rng(seed) per call, so the same seed gives the same distances. (The splitting tree draws
+  /// this seed for every supernet it scores.)
   bool single_path = false;
   std::uint64_t seed = 0;
 };
@@ -92,9 +93,14 @@ EdgeSplit random_partition(const std::vector<std::uint32_t>& options, std::size_
 /// The op decisions a split may still choose: every option enabled and more than one option.
 std::vector<std::size_t> unsplit_edges(const SupernetImpl& net);
 
-/// Scores every unsplit edge and returns the split of the one with the largest cut.
+/// Enabled options of decision `d` (its mask's true entries), ascending.
+std::vector<std::uint32_t> enabled_options(const SupernetImpl& net, std::size_t d);
+
+/// Scores the candidate edges (`edges`; empty: unsplit_edges(net)) and returns the split of the
+/// one with the largest cut, partitioning each edge's enabled options only. Edges with fewer
+/// enabled options than `branch` are skipped.
 EdgeSplit choose_split(SupernetImpl& net, const BatchSource& batch, const GradientMatchOptions& options,
-                       std::size_t branch);
+                       std::size_t branch, std::vector<std::size_t> edges = {});
 
 /// Where a few-shot search stands after an epoch (FewShotOptions::on_epoch).
 struct FewShotProgress {
@@ -108,7 +114,7 @@ struct FewShotProgress {
 /// Settings of a few-shot search (the splitting tree of GM-NAS, ALGORITHMS.md 5.2).
 struct FewShotOptions {
   /// Supernet training and the search run inside every sub-supernet after the last split
-  /// (`darts`, `darts2` or `pc-darts`; its `epochs` is ignored: see below).
+  /// (`darts`, `darts2`, `pc-darts` or `darts-pt`; its `epochs` is ignored: see below).
   DartsOptions search = darts_preset("darts");
   /// Epochs (counted from the start) at whose end every current supernet is split; until the
   /// last one only the weights train (alpha stays at its initialisation, as the reference fixes
@@ -131,10 +137,6 @@ struct FewShotOptions {
   /// alpha, GM with random single paths; train_sub_supernets, whose leaves a FewShotEvaluator
   /// queries for any search or ranking).
   std::string training = "mixed";
-  /// With a directory: a checkpoint after every epoch of every phase (DIR/tree.json, written
-  /// last and atomically, and one file per sub-supernet that changed), so that `resume`
-  /// continues a killed search exactly (same seed, same result); the settings that shape the
-  /// result must match. Empty: nothing written.
   /// Train the sub-supernets of a level concurrently (oneTBB tasks, as many at a time as the
   /// search's `threads`, each on one LibTorch intra-op thread): the splitting phase, the GM
   /// scores of a level and the single-path final phase. The result equals a sequential run
@@ -142,8 +144,13 @@ struct FewShotOptions {
   /// what a sequential run holds (every sub-supernet of a level is alive either way) plus one
   /// batch's activations per concurrent task.
   bool parallel = false;
+  /// With a directory: a checkpoint after every epoch of every phase (DIR/tree.json, written
+  /// last and atomically, one file per sub-supernet that changed, and each DARTS leaf's run in
+  /// DIR/leaf_<i>/), so that `resume` continues a killed search exactly (same seed, same
+  /// result); the settings that shape the result must match. A fresh run removes an earlier
+  /// run's tree files there. Empty: nothing written.
   std::string out_dir;
-  bool resume = false;
+  bool resume = false;  ///< continue DIR/tree.json when present
   /// Called after every epoch (after its checkpoint); return true to stop there. A stopped
   /// search returns what it has (`stopped` set): the finished leaves of run_few_shot, no
   /// leaves from train_sub_supernets; `resume` continues it.
@@ -172,7 +179,8 @@ struct FewShotResult {
 /// the root supernet's weights, splits every supernet at each split epoch (children inherit
 /// weights, alpha, BN statistics and optimiser state), then searches inside every leaf and
 /// compares the leaves' derived architectures by validation accuracy in their own
-/// sub-supernet. Sub-supernets of one level train one after another; a parent is freed once
+/// sub-supernet. Sub-supernets of one level train one after another (concurrently in the
+/// splitting phase with `parallel`); a parent is freed once
 /// its children exist, so at most (leaves + 1) supernets are alive at a time. Bad settings
 /// (branch factors, levels, data shape, too few samples) are errors before any training.
 FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
@@ -202,7 +210,8 @@ struct SubSupernets {
 /// over random single paths) and returns the leaves. An empty `split_epochs` trains one
 /// supernet for `final_epochs`: the one-shot baseline on the same code path. With `restart` the
 /// leaves start afresh after the last split; without it they keep what they inherited (Few-shot
-/// NAS's weight transfer). Sub-supernets train one after another; at most (leaves + 1) are
+/// NAS's weight transfer). Sub-supernets train one after another (or concurrently with
+/// `parallel`); at most (leaves + 1) are
 /// alive at a time.
 SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& data, const FewShotOptions& options);
 
