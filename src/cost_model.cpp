@@ -1,5 +1,7 @@
 #include "nasforge/cost_model.h"
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -227,6 +229,75 @@ double measure_cpu_energy_mj(const std::function<void()>& work) {
     uj += after >= before[i] ? after - before[i] : after + range[i] - before[i];  // the counter wraps
   }
   return uj * 1e-3;
+}
+
+namespace {
+// The few NVML entry points used, resolved from the driver's library at run time.
+class Nvml {
+ public:
+  Nvml() {
+    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib_) {
+      throw NotFound("measured GPU energy is not available here: libnvidia-ml.so.1 (the NVIDIA driver's NVML) cannot be "
+                     "loaded (no NVIDIA driver on this machine)");
+    }
+    init_ = sym<int (*)()>("nvmlInit_v2");
+    shutdown_ = sym<int (*)()>("nvmlShutdown");
+    handle_ = sym<int (*)(unsigned, void**)>("nvmlDeviceGetHandleByIndex_v2");
+    energy_ = sym<int (*)(void*, unsigned long long*)>("nvmlDeviceGetTotalEnergyConsumption");
+    error_ = sym<const char* (*)(int)>("nvmlErrorString");
+    check(init_(), "nvmlInit_v2");
+    initialised_ = true;
+  }
+  Nvml(const Nvml&) = delete;
+  Nvml& operator=(const Nvml&) = delete;
+  ~Nvml() {
+    if (initialised_) shutdown_();
+    if (lib_) dlclose(lib_);
+  }
+  void* device(unsigned index) {
+    void* h = nullptr;
+    check(handle_(index, &h), fmt::format("nvmlDeviceGetHandleByIndex_v2({})", index));
+    return h;
+  }
+  unsigned long long energy_mj(void* device) {
+    unsigned long long mj = 0;
+    check(energy_(device, &mj), "nvmlDeviceGetTotalEnergyConsumption (needs a Volta or newer GPU)");
+    return mj;
+  }
+
+ private:
+  template <typename F>
+  F sym(const char* name) {
+    void* f = dlsym(lib_, name);
+    if (!f) {
+      throw NotFound(fmt::format("measured GPU energy is not available here: the driver's NVML lacks {}", name));
+    }
+    return reinterpret_cast<F>(f);
+  }
+  void check(int rc, const std::string& call) {
+    if (rc != 0) {  // NVML_SUCCESS
+      throw NotFound(fmt::format("measured GPU energy is not available here: {} failed: {} (NVML error {})", call,
+                                 error_ ? error_(rc) : "?", rc));
+    }
+  }
+  void* lib_ = nullptr;
+  bool initialised_ = false;
+  int (*init_)() = nullptr;
+  int (*shutdown_)() = nullptr;
+  int (*handle_)(unsigned, void**) = nullptr;
+  int (*energy_)(void*, unsigned long long*) = nullptr;
+  const char* (*error_)(int) = nullptr;
+};
+}  // namespace
+
+double measure_gpu_energy_mj(const std::function<void()>& work, unsigned device) {
+  Nvml nvml;
+  void* h = nvml.device(device);
+  const unsigned long long before = nvml.energy_mj(h);
+  work();
+  const unsigned long long after = nvml.energy_mj(h);
+  return static_cast<double>(after - before);  // a 64-bit millijoule counter since the driver loaded
 }
 
 std::unique_ptr<CostModel> make_lut_cost_model(const SearchSpace& space, LatencyTable table) {

@@ -119,4 +119,15 @@ TEST(CostModel, MeasuredEnergySaysClearlyWhenItIsNotAvailable) {
   }
 }
 
+TEST(CostModel, MeasuredGpuEnergySaysClearlyWhenItIsNotAvailable) {
+  try {
+    double mj = measure_gpu_energy_mj([] {}, 0);
+    EXPECT_GE(mj, 0.0);  // a machine with an NVIDIA driver and a Volta or newer GPU
+  } catch (const NotFound& e) {
+    EXPECT_NE(std::string(e.what()).find("measured GPU energy is not available here"), std::string::npos) << e.what();
+  }
+  // A device index no machine has is an error too, never a crash.
+  EXPECT_THROW(measure_gpu_energy_mj([] {}, 4096), NotFound);
+}
+
 }  // namespace nasforge

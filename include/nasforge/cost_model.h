@@ -81,6 +81,15 @@ std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, Ener
 /// non-Intel/AMD CPUs, no read permission).
 double measure_cpu_energy_mj(const std::function<void()>& work);
 
+/// Measured energy of NVIDIA GPU `device` while running `work`, in millijoules, from NVML's
+/// total-energy counter (`nvmlDeviceGetTotalEnergyConsumption`, Volta and newer; the driver's
+/// `libnvidia-ml.so.1` is loaded at run time, so nasforge needs no CUDA at build time).
+/// `work` must wait for its GPU work to finish (e.g. torch::cuda::synchronize()) before it
+/// returns. The counter updates about every 10-100 ms, so time work of a second or more
+/// (repeat the inference) and divide. Throws NotFound, saying "not available here" and why,
+/// without an NVIDIA driver, without the device, or where the GPU has no energy counter.
+double measure_gpu_energy_mj(const std::function<void()>& work, unsigned device = 0);
+
 /// The key of layer `i` of `net` in a latency table: op, attributes and input shapes (names
 /// excluded, so identical layers anywhere share an entry); a `sum` also records how many of
 /// its inputs are live (a `zero` input costs no addition at run time).
