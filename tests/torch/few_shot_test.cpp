@@ -51,6 +51,36 @@ void set_conv(Supernet& net, std::size_t decision, std::size_t option, double sc
   }
 }
 
+// NB201 with one cell per stage, 4 channels, 8x8 inputs: a tree trains in seconds.
+SearchSpace tiny_nb201() {
+  return SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+}
+
+// A two-level single-path tree (2 x 2 leaves after epochs 1 and 2) of `steps` batches of 16
+// per epoch, GM over 2 batches.
+FewShotOptions two_level_single_path(std::uint64_t seed, std::int64_t steps, std::int64_t final_epochs) {
+  FewShotOptions o;
+  o.training = "single-path";
+  o.search.batch = 16;
+  o.search.steps_per_epoch = steps;
+  o.search.seed = seed;
+  o.split_epochs = {1, 2};
+  o.branch = {2, 2};
+  o.final_epochs = final_epochs;
+  o.gm.repeats = 2;
+  return o;
+}
+
+// Runs f and expects an InvalidArgument whose message contains `words`.
+void expect_error(const std::function<void()>& f, const std::string& words) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an error mentioning " << words;
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 
 TEST(FewShot, GradientMatchingSeparatesOppositeOps) {
@@ -140,7 +170,7 @@ TEST(FewShot, UnsplitEdgesFollowTheMasks) {
 }
 
 TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
   for (const char* how : {"gm", "random", "exhaustive"}) {
     FewShotOptions o;
@@ -183,7 +213,7 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
 }
 
 TEST(FewShot, DartsPtRunsInsideEveryLeafAndDecidesEveryEdge) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
   FewShotOptions o;
   o.search = darts_preset("darts-pt");
@@ -207,15 +237,10 @@ TEST(FewShot, DartsPtRunsInsideEveryLeafAndDecidesEveryEdge) {
 }
 
 TEST(FewShot, BadSettingsFailBeforeAnyTraining) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);
-  auto fails = [&](FewShotOptions o, const std::string& words) {
-    try {
-      run_few_shot(space, data, o);
-      ADD_FAILURE() << "expected an error mentioning " << words;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-    }
+  auto fails = [&](const FewShotOptions& o, const std::string& words) {
+    expect_error([&] { run_few_shot(space, data, o); }, words);
   };
   FewShotOptions o;
   o.search.batch = 16;
@@ -238,7 +263,7 @@ TEST(FewShot, BadSettingsFailBeforeAnyTraining) {
 }
 
 TEST(FewShot, SinglePathGradientMatchingIsSeededAndDiffersFromMixed) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   ::torch::manual_seed(0);
   Supernet net(space);
   net->set_mode(SupernetMode::kMixed);
@@ -267,17 +292,9 @@ TEST(FewShot, SinglePathGradientMatchingIsSeededAndDiffersFromMixed) {
 }
 
 TEST(FewShot, SinglePathTreeLeavesPartitionTheSpaceAndTheEvaluatorRoutesToThem) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
-  FewShotOptions o;
-  o.training = "single-path";
-  o.search.batch = 16;
-  o.search.steps_per_epoch = 3;
-  o.search.seed = 2;
-  o.split_epochs = {1, 2};
-  o.branch = {2, 2};
-  o.final_epochs = 1;
-  o.gm.repeats = 2;
+  FewShotOptions o = two_level_single_path(/*seed=*/2, /*steps=*/3, /*final_epochs=*/1);
   o.restart = false;
   auto run = [&] {
     ::torch::manual_seed(0);
@@ -326,16 +343,10 @@ TEST(FewShot, SinglePathTreeLeavesPartitionTheSpaceAndTheEvaluatorRoutesToThem) 
 }
 
 TEST(FewShot, TrainingModesAreCheckedBeforeTraining) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(64, {1, 8, 8}, 10, 5);
   auto fails = [&](bool single, const FewShotOptions& o, const std::string& words) {
-    try {
-      if (single) train_sub_supernets(space, data, o);
-      else run_few_shot(space, data, o);
-      ADD_FAILURE() << "expected an error mentioning " << words;
-    } catch (const InvalidArgument& e) {
-      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
-    }
+    expect_error([&] { single ? (void)train_sub_supernets(space, data, o) : (void)run_few_shot(space, data, o); }, words);
   };
   FewShotOptions o;
   o.search.batch = 16;
@@ -358,7 +369,7 @@ TEST(FewShot, TrainingModesAreCheckedBeforeTraining) {
 
 TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
   namespace fs = std::filesystem;
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
   for (const char* training : {"mixed", "single-path"}) {
     FewShotOptions o;
@@ -532,17 +543,9 @@ TEST(FewShot, SplitsAMobileNetV3StageInBothTrainings) {
 }
 
 TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(192, {1, 8, 8}, 10, 5);
-  FewShotOptions o;
-  o.training = "single-path";
-  o.search.batch = 16;
-  o.search.steps_per_epoch = 3;
-  o.search.seed = 8;
-  o.split_epochs = {1, 2};
-  o.branch = {2, 2};
-  o.final_epochs = 2;
-  o.gm.repeats = 2;
+  FewShotOptions o = two_level_single_path(/*seed=*/8, /*steps=*/3, /*final_epochs=*/2);
   o.search.threads = 1;
   SubSupernets sequential = train_sub_supernets(space, data, o);
   o.parallel = true;
@@ -573,7 +576,7 @@ TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
 
 TEST(FewShot, AFreshTreeRemovesAnEarlierRunsFiles) {
   namespace fs = std::filesystem;
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "4"}, {"input", "[1,8,8]"}});
+  auto space = tiny_nb201();
   TensorData data = synthetic_data(128, {1, 8, 8}, 10, 5);
   const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_stale";
   fs::remove_all(dir);
