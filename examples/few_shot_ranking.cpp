@@ -9,7 +9,9 @@
 //    `one-shot` (one supernet, SPLIT2 + FINAL epochs), `gm` and `random` (split at the end of
 //    epochs SPLIT1 and SPLIT2 into 2 x 2 = 4 sub-supernets, by gradient matching over R batches
 //    or at random, each leaf trained FINAL more epochs with the weights it inherited), and
-//    `one-shot-long` (one supernet trained for as many supernet-epochs as the split trees);
+//    `exhaustive` (Few-shot NAS: at the end of epoch SPLIT2 one sub-supernet per op of the
+//    first edge, 5, each trained FINAL more epochs), `one-shot-long` (one supernet trained for
+//    as many supernet-epochs as the 2 x 2 split trees);
 //    a `-parallel` suffix trains a level's sub-supernets concurrently, THREADS at a time on one
 //    intra-op thread each (the result of the sequential method at THREADS = 1).
 // 3. Every architecture is scored by the (sub-)supernet that contains it (BN recalibrated on
@@ -159,12 +161,17 @@ int main(int argc, char** argv) {
           o.split_epochs = {s1, s2};
           o.branch = {2, 2};
           o.final_epochs = fin;
+        } else if (how == "exhaustive") {  // Few-shot NAS: one sub-supernet per op of one edge, at SPLIT2
+          o.split = how;
+          o.split_epochs = {s2};
+          o.branch = {2};  // ignored
+          o.final_epochs = fin;
         } else if (how == "one-shot" || how == "one-shot-long") {
           o.split_epochs.clear();
           o.branch.clear();
           o.final_epochs = how == "one-shot" ? s2 + fin : s1 + 2 * (s2 - s1) + 4 * fin;  // long: the trees' epochs
         } else {
-          throw nasforge::InvalidArgument(fmt::format("unknown method \"{}\" (one-shot, gm, random, one-shot-long, each "
+          throw nasforge::InvalidArgument(fmt::format("unknown method \"{}\" (one-shot, gm, random, exhaustive, one-shot-long, each "
                                                         "with an optional -parallel suffix)", method));
         }
         torch::manual_seed(o.search.seed);

@@ -643,9 +643,14 @@ class Tree {
       s = random_partition(enabled_options(net, d), o_.branch[k], rng_);
       s.decision = d;
     } else {  // exhaustive: Few-shot NAS splits one edge into one sub-supernet per op
+      // One per op; in cells whose nodes choose their inputs (DARTS) not for `none`, which
+      // they never keep: Few-shot NAS's 5 sub-supernets on NB201, 7 on the DARTS space.
+      const auto& ds = space_.decisions();
+      const bool selects_inputs =
+          std::any_of(ds.begin(), ds.end(), [](const Decision& d) { return d.kind == DecisionKind::kInputs; });
       s.decision = open_edges(n, 2, k).front();
       for (std::uint32_t op : enabled_options(net, s.decision)) {
-        if (!is_zero(net, s.decision, op)) s.groups.push_back({op});  // one per op but `none` (Zhao et al.)
+        if (!selects_inputs || !is_zero(net, s.decision, op)) s.groups.push_back({op});
       }
     }
     return s;

@@ -187,7 +187,8 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
       o.branch = {2};
     }
     FewShotResult r = run_few_shot(space, data, o);
-    const std::size_t leaves = 4U;  // 2 x 2, or exhaustive: one per op of the edge but `none`
+    const bool exhaustive = std::string(how) == "exhaustive";
+    const std::size_t leaves = exhaustive ? 5U : 4U;  // one per op of the edge (NB201 keeps none), or 2 x 2
     ASSERT_EQ(r.leaves.size(), leaves) << how;
     // The first split's groups partition its edge's ops, and every leaf's derived
     // architecture respects its own masks.
@@ -200,8 +201,8 @@ TEST(FewShot, TheSplittingTreeSearchesEveryLeaf) {
       EXPECT_GE(leaf.valid_accuracy, 0.0);
       EXPECT_EQ(leaf.epochs.size(), 1U);
     }
-    if (std::string(how) == "exhaustive") {  // every op but none (option 0) once
-      EXPECT_EQ(seen, (std::vector<int>{0, 1, 1, 1, 1}));
+    if (exhaustive) {  // every op once
+      EXPECT_EQ(seen, (std::vector<int>{1, 1, 1, 1, 1}));
     } else {  // each first-level group has 2 leaves below it
       for (int c : seen) EXPECT_EQ(c, 2) << how;
     }

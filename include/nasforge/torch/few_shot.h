@@ -122,8 +122,9 @@ struct FewShotOptions {
   std::vector<std::int64_t> split_epochs{15, 30};
   std::vector<std::size_t> branch{2, 2};  ///< groups per split, one entry per split epoch
   /// `gm` (gradient matching), `random` (a random unsplit edge, a random balanced partition) or
-  /// `exhaustive` (Few-shot NAS: the first unsplit edge, one sub-supernet per op but `none`;
-  /// `branch` ignored, and `restart` should be off to keep Few-shot NAS's weight transfer).
+  /// `exhaustive` (Few-shot NAS: the first unsplit edge, one sub-supernet per op — NB201's 5;
+  /// in spaces whose cells choose their inputs (DARTS) not for `none`, 7; `branch` ignored,
+  /// and `restart` should be off to keep Few-shot NAS's weight transfer).
   std::string split = "gm";
   GradientMatchOptions gm;
   /// After the last split, re-initialise every sub-supernet (weights, alpha, optimisers), as
