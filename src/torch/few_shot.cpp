@@ -398,12 +398,16 @@ class Tree {
   // time as the search's threads, each on one intra-op thread), else one after another.
   template <typename F>
   void for_each_node(F&& f) {
-    if (!o_.parallel || level_.size() < 2) {
+    if (!o_.parallel) {
       for (auto& n : level_) f(n);
       return;
     }
     const int tasks = so_.threads > 0 ? so_.threads : ::torch::get_num_threads();
-    detail::ThreadScope one(1, /*blas=*/true);
+    detail::ThreadScope one(1, /*blas=*/true);  // a lone supernet too: the result is the one-thread result
+    if (level_.size() < 2) {
+      for (auto& n : level_) f(n);
+      return;
+    }
     tbb::task_arena arena(std::max(1, tasks));  // this many at a time, whatever the process's other limits
     arena.execute([&] {
       tbb::parallel_for(std::size_t{0}, level_.size(), [&](std::size_t i) {
