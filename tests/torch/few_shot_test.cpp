@@ -71,6 +71,14 @@ FewShotOptions two_level_single_path(std::uint64_t seed, std::int64_t steps, std
   return o;
 }
 
+// Batch r of GM's repeats: the (r mod 4)-th batch of 16 samples of `data`.
+BatchSource batches_of(const TensorData& data) {
+  return [&data](std::size_t r) {
+    const auto at = static_cast<std::int64_t>(r % 4) * 16;
+    return std::pair{data.images.narrow(0, at, 16), data.labels.narrow(0, at, 16)};
+  };
+}
+
 // Runs f and expects an InvalidArgument whose message contains `words`.
 void expect_error(const std::function<void()>& f, const std::string& words) {
   try {
@@ -269,10 +277,7 @@ TEST(FewShot, SinglePathGradientMatchingIsSeededAndDiffersFromMixed) {
   Supernet net(space);
   net->set_mode(SupernetMode::kMixed);
   TensorData data = synthetic_data(64, {1, 8, 8}, 10, 3);
-  auto batch = [&](std::size_t r) {
-    const auto at = static_cast<std::int64_t>(r % 4) * 16;
-    return std::pair{data.images.narrow(0, at, 16), data.labels.narrow(0, at, 16)};
-  };
+  const BatchSource batch = batches_of(data);
   GradientMatchOptions o;
   o.repeats = 3;
   const auto mixed = gradient_match_distances(*net, 2, batch, o);
@@ -485,10 +490,7 @@ TEST(FewShot, SplitsAMobileNetV3StageInBothTrainings) {
     std::size_t counted = 0;
     for (const auto& p : shared) counted += static_cast<std::size_t>(p.numel());
     EXPECT_LT(counted, all);
-    auto batch = [&](std::size_t r) {
-      const auto at = static_cast<std::int64_t>(r % 4) * 16;
-      return std::pair{data.images.narrow(0, at, 16), data.labels.narrow(0, at, 16)};
-    };
+    const BatchSource batch = batches_of(data);
     GradientMatchOptions o;
     o.repeats = 2;
     const auto d = gradient_match_distances(*net, 0, batch, o);
