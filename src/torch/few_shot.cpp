@@ -258,6 +258,13 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Every decision's mask of `net`, in decision order.
+std::vector<std::vector<bool>> masks_of(const SupernetImpl& net) {
+  std::vector<std::vector<bool>> out;
+  for (std::size_t d = 0; d < net.space().decisions().size(); ++d) out.push_back(net.mask(d));
+  return out;
+}
+
 // A checkpoint file in the temp directory, unique per process and use, removed on every path.
 struct ScratchFile {
   fs::path path;
@@ -460,8 +467,7 @@ class Tree {
   // Re-initialises leaf `leaf` (weights, alpha, optimisers); only its masks stay.
   void restart(std::size_t leaf) {
     auto& n = level_[leaf];
-    std::vector<std::vector<bool>> masks;
-    for (std::size_t d = 0; d < space_.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+    const auto masks = masks_of(*n.search->supernet());
     DartsOptions fresh = so_;
     fresh.seed = so_.seed + 1 + leaf;
     n.search.reset();
@@ -745,8 +751,7 @@ FewShotResult run_few_shot(const SearchSpace& space, const TensorData& data, con
     lo.on_finish = [&](DartsSearch& s) { accuracy = derived_accuracy(s, s.derive(), valid, so.batch); };
     DartsResult dr = run_darts(space, data, lo);
     if (stopped) break;
-    std::vector<std::vector<bool>> masks;
-    for (std::size_t d = 0; d < space.decisions().size(); ++d) masks.push_back(n.search->supernet()->mask(d));
+    const auto masks = masks_of(*n.search->supernet());
     json splits = json::array(), epochs = json::array();
     for (const auto& sp : n.splits) splits.push_back(split_json(sp));
     for (const auto& e : dr.epochs) epochs.push_back(darts_epoch_to_json(e));
@@ -815,8 +820,7 @@ SubSupernets train_sub_supernets(const SearchSpace& space, const TensorData& dat
     return r;
   }
   for (auto& n : level) {
-    SubSupernet out{n.search->supernet(), {}, n.splits};
-    for (std::size_t d = 0; d < space.decisions().size(); ++d) out.masks.push_back(out.supernet->mask(d));
+    SubSupernet out{n.search->supernet(), masks_of(*n.search->supernet()), n.splits};
     out.supernet->set_mode(SupernetMode::kSinglePath);
     n.search.reset();  // the optimiser state goes; the supernet lives on in the leaf
     r.leaves.push_back(std::move(out));
