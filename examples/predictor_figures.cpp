@@ -1,15 +1,25 @@
 // Learned latency predictors on the measured tables of ../shared/data: for every device
 // column, train on N random architectures and test on all the others (Spearman, Kendall tau,
 // ±10% share, MAPE), for ridge and gradient-boosted trees, medians over seeds.
-//   nasforge_predictor_figures [SHARED_DATA_DIR] [TRAIN] [SEEDS] [nb201|fbnet] [transfer]
+//   nasforge_predictor_figures [SHARED_DATA_DIR] [TRAIN] [SEEDS] [nb201|fbnet] [direct|log|transfer]
+// `direct` (the default) fits latency itself: a network's latency is a sum of its layers'
+// times, so it is linear in the one-hot encoding. `log` fits log latency (the first version).
+// On NB201 the table's own noise is printed beside: "twins" are the 3,125 pairs of networks
+// that differ only in edge 0->3 being `none` or `skip_connect` (the same layers but for one
+// zero or identity tensor per cell), so their measured latencies should agree; how often they
+// do within ±10%, and their rank correlation, bound what any predictor can reach on that column.
 // With `transfer`: for each device, only TRAIN (10-20) measured samples of it plus the
-// complete tables of the other devices: a ridge model on log MACs and the other devices' log
-// latencies (the architecture's "hardware embedding" on reference devices, as HELP uses)
-// against the FLOPs-only baseline (ranking by analytic FLOPs).
+// complete tables of the other devices (the architecture's "hardware embedding" on reference
+// devices, as HELP uses), against the FLOPs-only baseline (ranking by analytic MACs): ridge
+// (lambda 10) on the architecture's MACs and its latencies on the other devices, each scaled
+// by its standard deviation over the table, MACs then weighted 10x: the fit leans on MACs and
+// lets the reference devices correct it only as far as the few samples support.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -27,6 +37,16 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
+
+// The first `train` entries of a seeded permutation of 0..n-1 are the training rows.
+std::vector<std::size_t> split(std::size_t n, std::size_t train, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<std::size_t> idx(n);
+  for (std::size_t i = 0; i < n; ++i) idx[i] = i;
+  for (std::size_t i = 0; i < train; ++i) std::swap(idx[i], idx[i + rng.uniform(n - i)]);
+  return idx;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -34,7 +54,11 @@ int main(int argc, char** argv) {
   const std::size_t train = argc > 2 ? std::stoul(argv[2]) : 100;
   const int seeds = argc > 3 ? std::stoi(argv[3]) : 5;
   const std::string which = argc > 4 ? argv[4] : "nb201";
+  const std::string mode = argc > 5 ? argv[5] : "direct";
   try {
+    if (mode != "direct" && mode != "log" && mode != "transfer") {
+      throw InvalidArgument(fmt::format("mode: expected direct, log or transfer, found \"{}\"", mode));
+    }
     auto space = SearchSpace::from_file(std::string(NASFORGE_SOURCE_DIR) + "/search_spaces/" + which + ".json");
     const std::string csv = which == "nb201" ? data + "/nb201/nb201_latency_ms.csv" : data + "/fbnet/fbnet_latency_ms.csv";
     TableEvaluator table(space);
@@ -44,45 +68,58 @@ int main(int argc, char** argv) {
     for (const auto& name : table.metric_names()) {
       if (name != "nb201_index" && name != "arch_id") devices.push_back(name);
     }
-    // Features once per architecture.
-    std::vector<std::vector<float>> onehot, rich;
+    // Features once per architecture: stage counts (per stage, how many blocks take each
+    // option; NB201's edges are no stage, so there they are the one-hot encoding), for GBDT
+    // with log params and log MACs; `log` mode keeps the first version's one-hot features.
+    FeatureOptions linear, rich;
+    linear.onehot = rich.onehot = mode == "log";
+    linear.stage_counts = rich.stage_counts = mode != "log";
+    rich.statistics = true;
+    std::vector<std::vector<float>> encoded, stats;
     auto t0 = std::chrono::steady_clock::now();
     for (const auto& [a, m] : rows) {
-      onehot.push_back(architecture_features(space, a, FeatureOptions{false, false}));
-      rich.push_back(architecture_features(space, a, FeatureOptions{false, true}));
+      encoded.push_back(architecture_features(space, a, linear));
+      stats.push_back(architecture_features(space, a, rich));
     }
     double feat_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (argc > 5 && std::string(argv[5]) == "transfer") {
-      std::vector<double> flops;
-      for (const auto& [a, m] : rows) flops.push_back(static_cast<double>(architecture_features(space, a, FeatureOptions{false, true}).back()));
+    if (mode == "transfer") {
+      std::vector<double> macs;  // the analytic MACs (the last statistic is log(1 + MACs))
+      for (const auto& f : stats) macs.push_back(std::expm1(static_cast<double>(f.back())));
+      // Each reference column scaled by its standard deviation over the whole table (all of it
+      // is known on the reference devices), so one lambda suits every column.
+      auto stddev = [&](auto value) {
+        double s = 0, s2 = 0;
+        for (std::size_t r = 0; r < rows.size(); ++r) s += value(r), s2 += value(r) * value(r);
+        const double n = static_cast<double>(rows.size()), mean = s / n;
+        return std::sqrt(std::max(1e-12, s2 / n - mean * mean));
+      };
+      std::map<std::string, double> scale;
+      for (const auto& d : devices) scale[d] = stddev([&](std::size_t r) { return rows[r].second.at(d); });
+      const double macs_scale = stddev([&](std::size_t r) { return macs[r]; });
       fmt::print("{}: transfer with {} samples of the target device, {} seeds (medians)\n\n", which, train, seeds);
       fmt::print("| device | FLOPs-only Spearman | transfer Spearman | transfer ±10% | beats FLOPs |\n|---|---|---|---|---|\n");
       for (const auto& dev : devices) {
         std::vector<double> ts, tw, fs;
         for (int s = 0; s < seeds; ++s) {
-          Rng rng(static_cast<std::uint64_t>(s) + 100);
-          std::vector<std::size_t> idx(rows.size());
-          for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-          for (std::size_t i = 0; i < train; ++i) std::swap(idx[i], idx[i + rng.uniform(idx.size() - i)]);
+          auto idx = split(rows.size(), train, static_cast<std::uint64_t>(s) + 100);
           auto embed = [&](std::size_t r) {
-            std::vector<float> f{static_cast<float>(flops[r])};  // log MACs: the FLOPs baseline's signal, kept
+            std::vector<float> f{static_cast<float>(10 * macs[r] / macs_scale)};
             for (const auto& other : devices) {
-              if (other != dev) f.push_back(static_cast<float>(std::log(std::max(1e-6, rows[r].second.at(other)))));
+              if (other != dev) f.push_back(static_cast<float>(rows[r].second.at(other) / scale[other]));
             }
             return f;
           };
+          std::vector<double> yt;
+          for (std::size_t i = 0; i < train; ++i) yt.push_back(rows[idx[i]].second.at(dev));
           std::vector<std::vector<float>> xt, xv;
-          std::vector<double> yt, yv, fv;
+          std::vector<double> yv, fv;
           for (std::size_t i = 0; i < idx.size(); ++i) {
-            const double y = rows[idx[i]].second.at(dev);
-            if (i < train) xt.push_back(embed(idx[i])), yt.push_back(std::log(std::max(1e-6, y)));
-            else xv.push_back(embed(idx[i])), yv.push_back(y), fv.push_back(flops[idx[i]]);
+            if (i < train) xt.push_back(embed(idx[i]));
+            else xv.push_back(embed(idx[i])), yv.push_back(rows[idx[i]].second.at(dev)), fv.push_back(macs[idx[i]]);
           }
-          RidgeRegression ridge(1.0);
+          RidgeRegression ridge(10.0);
           ridge.fit(xt, yt);
-          auto pred = ridge.predict_batch(xv);
-          for (auto& v : pred) v = std::exp(v);
-          auto q = prediction_quality(pred, yv);
+          auto q = prediction_quality(ridge.predict_batch(xv), yv);
           ts.push_back(q.spearman), tw.push_back(q.within_10pct), fs.push_back(prediction_quality(fv, yv).spearman);
         }
         fmt::print("| {} | {:.3f} | {:.3f} | {:.1f}% | {} |\n", dev, median(fs), median(ts), 100 * median(tw),
@@ -90,17 +127,28 @@ int main(int argc, char** argv) {
       }
       return 0;
     }
-    fmt::print("{}: {} architectures, {} devices; features in {:.2f} s; train {} / test {}, {} seeds (medians)\n\n",
-               which, rows.size(), devices.size(), feat_s, train, rows.size() - train, seeds);
-    fmt::print("| device | ridge Spearman | ridge ±10% | GBDT Spearman | GBDT Kendall | GBDT ±10% | GBDT MAPE |\n");
-    fmt::print("|---|---|---|---|---|---|---|\n");
+    // NB201 twins: edge 0->3 (decision 3) `none` (option 0) vs `skip_connect` (option 1).
+    std::vector<std::pair<std::size_t, std::size_t>> twins;
+    if (which == "nb201") {
+      std::map<Architecture, std::size_t> where;
+      for (std::size_t r = 0; r < rows.size(); ++r) where[rows[r].first] = r;
+      for (std::size_t r = 0; r < rows.size(); ++r) {
+        if (rows[r].first[3] != 0) continue;
+        Architecture twin = rows[r].first;
+        twin.set(3, 1);
+        if (auto it = where.find(twin); it != where.end()) twins.emplace_back(r, it->second);
+      }
+    }
+    fmt::print("{}: {} architectures, {} devices; features in {:.2f} s; train {} / test {}, {} seeds (medians); "
+               "target: {}\n\n", which, rows.size(), devices.size(), feat_s, train, rows.size() - train, seeds,
+               mode == "log" ? "log latency" : "latency");
+    fmt::print("| device | ridge Spearman | ridge ±10% | ridge λ | GBDT Spearman | GBDT Kendall | GBDT ±10% | GBDT MAPE |{}\n",
+               twins.empty() ? "" : " twins ±10% | twins Spearman |");
+    fmt::print("|---|---|---|---|---|---|---|---|{}\n", twins.empty() ? "" : "---|---|");
     for (const auto& dev : devices) {
-      std::vector<double> rs, rw, gs, gk, gw, gm;
+      std::vector<double> rs, rw, rl, gs, gk, gw, gm;
       for (int s = 0; s < seeds; ++s) {
-        Rng rng(static_cast<std::uint64_t>(s));
-        std::vector<std::size_t> idx(rows.size());
-        for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-        for (std::size_t i = 0; i < train; ++i) std::swap(idx[i], idx[i + rng.uniform(idx.size() - i)]);
+        auto idx = split(rows.size(), train, static_cast<std::uint64_t>(s));
         auto fit_eval = [&](Predictor& p, const std::vector<std::vector<float>>& f) {
           std::vector<std::vector<float>> xt, xv;
           std::vector<double> yt, yv;
@@ -109,21 +157,37 @@ int main(int argc, char** argv) {
             (i < train ? xt : xv).push_back(f[idx[i]]);
             (i < train ? yt : yv).push_back(y);
           }
-          for (auto& y : yt) y = std::log(y);  // multiplicative errors: fit log latency
+          if (mode == "log") {
+            for (auto& y : yt) y = std::log(y);
+          }
           p.fit(xt, yt);
           auto pred = p.predict_batch(xv);
-          for (auto& v : pred) v = std::exp(v);
+          if (mode == "log") {
+            for (auto& v : pred) v = std::exp(v);
+          }
           return prediction_quality(pred, yv);
         };
-        RidgeRegression ridge(1.0);
-        auto qr = fit_eval(ridge, onehot);
-        rs.push_back(qr.spearman), rw.push_back(qr.within_10pct);
+        // The first version: lambda 1 on log latency; now lambda by leave-one-out on latency.
+        RidgeRegression ridge = mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out();
+        auto qr = fit_eval(ridge, encoded);
+        rs.push_back(qr.spearman), rw.push_back(qr.within_10pct), rl.push_back(ridge.lambda());
         GbdtRegressor gbdt(GbdtRegressor::Options{300, 4, 0.1, 0.8, 1, static_cast<std::uint64_t>(s)});
-        auto qg = fit_eval(gbdt, rich);
+        auto qg = fit_eval(gbdt, stats);
         gs.push_back(qg.spearman), gk.push_back(qg.kendall), gw.push_back(qg.within_10pct), gm.push_back(qg.mape);
       }
-      fmt::print("| {} | {:.3f} | {:.1f}% | {:.3f} | {:.3f} | {:.1f}% | {:.1f}% |\n", dev, median(rs), 100 * median(rw),
-                 median(gs), median(gk), 100 * median(gw), 100 * median(gm));
+      std::string noise;
+      if (!twins.empty()) {
+        std::vector<double> a, b;
+        std::size_t agree = 0;
+        for (auto [i, j] : twins) {
+          a.push_back(rows[i].second.at(dev)), b.push_back(rows[j].second.at(dev));
+          agree += std::abs(b.back() / a.back() - 1) <= 0.1;
+        }
+        noise = fmt::format(" {:.1f}% | {:.3f} |", 100.0 * static_cast<double>(agree) / static_cast<double>(twins.size()),
+                            prediction_quality(a, b).spearman);
+      }
+      fmt::print("| {} | {:.3f} | {:.1f}% | {:.3g} | {:.3f} | {:.3f} | {:.1f}% | {:.1f}% |{}\n", dev, median(rs),
+                 100 * median(rw), median(rl), median(gs), median(gk), 100 * median(gw), 100 * median(gm), noise);
     }
     return 0;
   } catch (const Error& e) {

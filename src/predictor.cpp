@@ -1,7 +1,9 @@
 #include "nasforge/predictor.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -44,9 +46,73 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 
 // ---- features -------------------------------------------------------------------------------
 
+namespace {
+// For every decision, its stage group: decisions whose names differ only in the index of a
+// `block[k]` and that offer the same options share one.
+std::vector<std::size_t> stage_groups(const SearchSpace& space, std::size_t* count) {
+  const auto& ds = space.decisions();
+  std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
+  std::vector<std::size_t> group(ds.size());
+  for (std::size_t d = 0; d < ds.size(); ++d) {
+    std::string key;
+    const std::string& name = ds[d].name;
+    for (std::size_t i = 0; i < name.size();) {
+      if (name.compare(i, 6, "block[") == 0) {
+        std::size_t j = i + 6;
+        while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+        if (j > i + 6 && j < name.size() && name[j] == ']') {
+          key += "block[*]";
+          i = j + 1;
+          continue;
+        }
+      }
+      key += name[i++];
+    }
+    group[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
+  }
+  *count = ids.size();
+  return group;
+}
+}  // namespace
+
+nlohmann::json features_to_json(const FeatureOptions& o) {
+  return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts}, {"onehot", o.onehot}};
+}
+
+FeatureOptions features_from_json(const nlohmann::json& j) {
+  NASFORGE_CHECK(j.is_object(), "features: expected a JSON object, got {}", j.dump());
+  FeatureOptions o;
+  for (const auto& [key, value] : j.items()) {
+    NASFORGE_CHECK(value.is_boolean(), "features: \"{}\" must be true or false, got {}", key, value.dump());
+    if (key == "pairwise") o.pairwise = value.get<bool>();
+    else if (key == "statistics") o.statistics = value.get<bool>();
+    else if (key == "stage_counts") o.stage_counts = value.get<bool>();
+    else if (key == "onehot") o.onehot = value.get<bool>();
+    else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, onehot)", key));
+  }
+  return o;
+}
+
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, const FeatureOptions& options) {
   std::vector<float> f = space.encode_onehot(arch);
-  std::vector<float> out(f);
+  std::vector<float> out;
+  if (options.onehot) out = f;
+  if (options.stage_counts) {
+    const auto& ds = space.decisions();
+    std::size_t groups = 0;
+    const auto group = stage_groups(space, &groups);
+    std::vector<std::size_t> offset(groups + 1, 0);  // a group's slots: one per option
+    std::vector<std::size_t> width(groups, 0);
+    for (std::size_t d = 0; d < ds.size(); ++d) width[group[d]] = ds[d].options.size();
+    for (std::size_t g = 0; g < groups; ++g) offset[g + 1] = offset[g] + width[g];
+    std::vector<float> counts(offset[groups], 0.0f);
+    std::size_t at = 0;
+    for (std::size_t d = 0; d < ds.size(); ++d) {
+      for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[group[d]] + i] += f[at + i];  // inactive: zeros
+      at += ds[d].options.size();
+    }
+    out.insert(out.end(), counts.begin(), counts.end());
+  }
   if (options.pairwise) {
     // A slot for every pair of one-hot positions of different decisions (fixed layout).
     const auto& ds = space.decisions();
@@ -78,6 +144,17 @@ RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda) {
   NASFORGE_CHECK(lambda >= 0 && std::isfinite(lambda), "RidgeRegression: expected lambda >= 0, got {}", lambda);
 }
 
+RidgeRegression RidgeRegression::leave_one_out() {
+  RidgeRegression r(1.0);
+  r.auto_ = true;
+  return r;
+}
+
+const std::vector<double>& RidgeRegression::lambda_grid() {
+  static const std::vector<double> grid{1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000};
+  return grid;
+}
+
 void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
   check_rows(x, y, "RidgeRegression");
   const auto n = static_cast<Eigen::Index>(x.size()), p = static_cast<Eigen::Index>(x[0].size());
@@ -91,8 +168,37 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
   const double my = Y.mean();
   X.rowwise() -= mx;
   Y.array() -= my;
-  const double ridge = lambda_ > 0 ? lambda_ : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
   Eigen::VectorXd w;
+  if (auto_) {
+    // One eigendecomposition of the smaller Gram matrix serves every lambda of the grid: with
+    // XᵀX = V S Vᵀ (or XXᵀ = U S Uᵀ when p > n) the fit, the hat matrix's diagonal and so the
+    // exact leave-one-out residuals (y_i - ŷ_i) / (1 - H_ii) are sums over the eigenvalues.
+    // H includes 1/n for the unpenalised intercept.
+    const bool primal = p <= n;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(primal ? Eigen::MatrixXd(X.transpose() * X)
+                                                              : Eigen::MatrixXd(X * X.transpose()));
+    const Eigen::VectorXd ev = eig.eigenvalues().cwiseMax(0.0);
+    const Eigen::MatrixXd B = primal ? Eigen::MatrixXd(X * eig.eigenvectors()) : eig.eigenvectors();  // n x k
+    const Eigen::VectorXd by = B.transpose() * Y;
+    const Eigen::MatrixXd B2 = B.array().square();
+    double best = std::numeric_limits<double>::infinity();
+    for (double l : lambda_grid()) {
+      // primal: ŷ = B diag(1/(s+λ)) Bᵀ y, H_ii = Σ B_ij² / (s_j + λ)
+      // dual:   ŷ = U diag(s/(s+λ)) Uᵀ y,    H_ii = Σ U_ij² s_j / (s_j + λ)
+      Eigen::VectorXd g(ev.size());
+      for (Eigen::Index j = 0; j < ev.size(); ++j) g(j) = (primal ? 1.0 : ev(j)) / (ev(j) + l);
+      const Eigen::VectorXd fitted = B * g.cwiseProduct(by);
+      const Eigen::VectorXd h = (B2 * g).array() + 1.0 / static_cast<double>(n);
+      double loo = 0;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const double r = (Y(i) - fitted(i)) / std::max(1e-12, 1.0 - h(i));
+        loo += r * r;
+      }
+      if (loo < best) best = loo, lambda_ = l;
+    }
+    loo_mse_ = best / static_cast<double>(n);
+  }
+  const double ridge = lambda_ > 0 ? lambda_ : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
   if (p <= n) {  // primal: (XᵀX + λI) w = Xᵀy, a p x p system
     Eigen::MatrixXd A = X.transpose() * X;
     A.diagonal().array() += ridge;
@@ -121,11 +227,15 @@ std::vector<double> RidgeRegression::predict_batch(const std::vector<std::vector
 }
 
 nlohmann::json RidgeRegression::to_json() const {
-  return {{"model", "ridge"}, {"lambda", lambda_}, {"fitted", fitted_}, {"w", w_}, {"b", b_}};
+  nlohmann::json j{{"model", "ridge"}, {"lambda", lambda_}, {"fitted", fitted_}, {"w", w_}, {"b", b_}};
+  if (auto_) j["auto"] = true, j["loo_mse"] = loo_mse_;
+  return j;
 }
 
 RidgeRegression RidgeRegression::from_json(const nlohmann::json& j) {
   RidgeRegression r(j.at("lambda").get<double>());
+  r.auto_ = j.value("auto", false);
+  r.loo_mse_ = j.value("loo_mse", 0.0);
   r.fitted_ = j.at("fitted");
   r.w_ = j.at("w").get<std::vector<double>>();
   r.b_ = j.at("b");
@@ -272,6 +382,10 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohman
   };
   if (name == "ridge") {
     check_keys({"lambda"});
+    if (o.contains("lambda") && o["lambda"].is_string()) {
+      NASFORGE_CHECK(o["lambda"] == "auto", "ridge: \"lambda\" must be a number >= 0 or \"auto\", got {}", o["lambda"].dump());
+      return std::make_unique<RidgeRegression>(RidgeRegression::leave_one_out());
+    }
     return std::make_unique<RidgeRegression>(o.value("lambda", 1.0));
   }
   if (name == "gbdt") {

@@ -144,4 +144,100 @@ TEST(Features, StatisticsAreLogParamsAndMacs) {
   EXPECT_NEAR(f[31], std::log1p(86426240.0), 1e-3);
 }
 
+namespace {
+// Leave-one-out mean squared error of ridge(lambda), by refitting n times.
+double brute_force_loo(const std::vector<std::vector<float>>& x, const std::vector<double>& y, double lambda) {
+  double sum = 0;
+  for (std::size_t out = 0; out < x.size(); ++out) {
+    std::vector<std::vector<float>> xt;
+    std::vector<double> yt;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (i != out) xt.push_back(x[i]), yt.push_back(y[i]);
+    }
+    RidgeRegression r(lambda);
+    r.fit(xt, yt);
+    sum += std::pow(r.predict(x[out]) - y[out], 2);
+  }
+  return sum / static_cast<double>(x.size());
+}
+}  // namespace
+
+TEST(Ridge, LeaveOneOutLambdaIsTheGridValueWithTheLeastExactLooError) {
+  for (int features : {6, 40}) {  // the primal (p <= n) and the dual (p > n) paths
+    Rng rng(static_cast<std::uint64_t>(features));
+    std::vector<std::vector<float>> x;
+    std::vector<double> y;
+    for (int i = 0; i < 25; ++i) {
+      std::vector<float> r;
+      for (int j = 0; j < features; ++j) r.push_back(static_cast<float>(rng.uniform01()));
+      y.push_back(2 * r[0] - r[1] + 0.3 * rng.uniform01());
+      x.push_back(r);
+    }
+    auto model = RidgeRegression::leave_one_out();
+    model.fit(x, y);
+    ASSERT_TRUE(model.auto_lambda());
+    // The closed form equals n refits at the chosen lambda, and no grid value does better.
+    EXPECT_NEAR(model.loo_mse(), brute_force_loo(x, y, model.lambda()), 1e-9) << features << " features";
+    for (double l : RidgeRegression::lambda_grid()) EXPECT_GE(brute_force_loo(x, y, l), model.loo_mse() - 1e-9) << l;
+    // The chosen lambda's model is the fixed-lambda model.
+    RidgeRegression fixed(model.lambda());
+    fixed.fit(x, y);
+    EXPECT_NEAR(model.predict(x[3]), fixed.predict(x[3]), 1e-9);
+    // Saved and restored, and made by name.
+    auto back = make_predictor_from_json(nlohmann::json::parse(model.to_json().dump()));
+    EXPECT_EQ(back->predict(x[3]), model.predict(x[3]));
+  }
+  auto named = make_predictor("ridge", {{"lambda", "auto"}});
+  EXPECT_TRUE(dynamic_cast<RidgeRegression&>(*named).auto_lambda());
+  EXPECT_THROW(make_predictor("ridge", {{"lambda", "best"}}), InvalidArgument);
+}
+
+TEST(Features, StageCountsAddUpTheBlocksOfAStageByOption) {
+  auto fbnet = SearchSpace::from_file(testing::space_path("fbnet"));
+  // FBNet: stages of 1, 4, 4, 4, 4, 4, 1 blocks, 9 options each: 7 groups x 9 counts.
+  auto a = fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5");
+  FeatureOptions counts_only;
+  counts_only.onehot = false, counts_only.stage_counts = true;
+  auto f = architecture_features(fbnet, a, counts_only);
+  ASSERT_EQ(f.size(), 63U);
+  // Stage 2 (blocks 1-4): options 8, 1, 8, 4 -> two `skip`, one k3_e1_g2, one k5_e1.
+  EXPECT_EQ(f[9 + 8], 2.0F);
+  EXPECT_EQ(f[9 + 1], 1.0F);
+  EXPECT_EQ(f[9 + 4], 1.0F);
+  float total = 0;
+  for (float v : f) total += v;
+  EXPECT_EQ(total, 22.0F);
+  FeatureOptions both;
+  both.stage_counts = true;
+  EXPECT_EQ(architecture_features(fbnet, a, both).size(), 198U + 63U);
+  // NB201's edges are no stage: their counts are their one-hot entries.
+  auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
+  auto n = nb201.at(1234);
+  EXPECT_EQ(architecture_features(nb201, n, counts_only), architecture_features(nb201, n, FeatureOptions{}));
+  // MobileNetV3: blocks beyond a stage's depth are inactive and count nothing.
+  auto mb = SearchSpace::from_file(testing::space_path("mobilenetv3"));
+  Rng rng(3);
+  auto m = mb.sample(rng);
+  auto active = mb.active(m);
+  std::size_t n_active = 0;
+  for (std::size_t d = 0; d < active.size(); ++d) n_active += active[d];
+  auto fm = architecture_features(mb, m, counts_only);
+  float sum = 0;
+  for (float v : fm) sum += v;
+  EXPECT_EQ(sum, static_cast<float>(n_active));
+}
+
+TEST(Features, OptionsRoundTripThroughJsonAndRejectUnknownKeys) {
+  FeatureOptions o;
+  o.pairwise = true, o.stage_counts = true, o.onehot = false;
+  auto back = features_from_json(features_to_json(o));
+  EXPECT_EQ(back.pairwise, true);
+  EXPECT_EQ(back.statistics, false);
+  EXPECT_EQ(back.stage_counts, true);
+  EXPECT_EQ(back.onehot, false);
+  EXPECT_TRUE(features_from_json(nlohmann::json::object()).onehot);  // older files: the defaults
+  EXPECT_THROW(features_from_json({{"pairs", true}}), InvalidArgument);
+  EXPECT_THROW(features_from_json({{"pairwise", 1}}), InvalidArgument);
+}
+
 }  // namespace nasforge

@@ -3,15 +3,22 @@
 /// Learned predictors of a metric (latency, energy, accuracy) from an architecture's
 /// features, trained on measured examples; one interface, a registry, JSON save/load:
 ///
-/// - `ridge`: ridge regression, closed form with Eigen (options: `lambda` 1);
+/// - `ridge`: ridge regression, closed form with Eigen (options: `lambda` 1, or `"auto"`: the
+///   value of a grid from 0.001 to 1000 with the least exact leave-one-out error);
 /// - `gbdt`: gradient-boosted trees through XGBoost's C API (options: `rounds` 300, `depth` 6,
 ///   `eta` 0.1, `subsample` 0.8, `min_child_weight` 1, `seed` 0), single-threaded, so the same
 ///   seed gives the same model.
 ///
 /// Features (`FeatureOptions`): the space's one-hot encoding, optionally the pairwise products
-/// of one-hot entries of different decisions (interactions a linear model cannot see), and
-/// optionally free statistics of the concrete network (log parameters and log MACs from the
-/// analytic counter), which FBNetV3-style predictors lean on.
+/// of one-hot entries of different decisions (interactions a linear model cannot see),
+/// optionally stage counts (how many blocks of a stage take each option: the layers of a stage
+/// share their shapes, so their costs add up by option, and a model of a 22-layer FBNet needs
+/// 63 such counts instead of 198 one-hot entries), and optionally free statistics of the
+/// concrete network (log parameters and log MACs from the analytic counter), which
+/// FBNetV3-style predictors lean on.
+///
+/// Latency is a sum of layer times, so it is linear in these encodings: fit latency itself
+/// rather than its log with a linear model (docs/performance.md measures both).
 ///
 /// ```cpp
 /// nasforge::FeatureOptions fo{.pairwise = true, .statistics = true};
@@ -40,7 +47,16 @@ namespace nasforge {
 struct FeatureOptions {
   bool pairwise = false;    ///< add products of one-hot entries of every pair of decisions
   bool statistics = false;  ///< add log(1 + params) and log(1 + MACs) of the resolved network
+  /// Add, per group of decisions that differ only in a `block[k]` index of their name and
+  /// offer the same options (the blocks of one stage), how many active ones take each option.
+  /// A decision outside any such group gives its one-hot entries again.
+  bool stage_counts = false;
+  bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
+/// `{"pairwise": .., "statistics": .., "stage_counts": .., "onehot": ..}`; absent keys take
+/// their defaults, unknown keys are an InvalidArgument.
+nlohmann::json features_to_json(const FeatureOptions& options);
+FeatureOptions features_from_json(const nlohmann::json& j);
 
 /// The feature vector of `arch` (fixed length for a space and options).
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
@@ -85,6 +101,18 @@ class RidgeRegression final : public Predictor {
  public:
   /// `lambda` >= 0: the L2 penalty on w (not on the intercept).
   explicit RidgeRegression(double lambda = 1.0);
+  /// A ridge that picks its lambda at each fit: the value of lambda_grid() with the least
+  /// exact leave-one-out squared error on the training rows (one eigendecomposition serves the
+  /// whole grid; fit then costs about twice a fixed-lambda fit).
+  static RidgeRegression leave_one_out();
+  /// The candidates leave_one_out() chooses from: 0.001 to 1000 in half decades.
+  static const std::vector<double>& lambda_grid();
+  /// The penalty in use: the chosen one after a leave-one-out fit.
+  double lambda() const { return lambda_; }
+  /// True for a leave_one_out() model.
+  bool auto_lambda() const { return auto_; }
+  /// The leave-one-out mean squared error of the chosen lambda (0 before fit or when fixed).
+  double loo_mse() const { return loo_mse_; }
   std::string name() const override { return "ridge"; }
   void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
   std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const override;
@@ -95,6 +123,8 @@ class RidgeRegression final : public Predictor {
 
  private:
   double lambda_;
+  bool auto_ = false;
+  double loo_mse_ = 0;
   bool fitted_ = false;
   std::vector<double> w_;
   double b_ = 0;

@@ -99,10 +99,11 @@ Usage:
       every epoch; --resume continues exactly. DIR/result.json lists every leaf. --parallel
       trains the sub-supernets of a level concurrently (T at a time, one thread each).
   nasforge predictor fit --space FILE --table CSV --target COL [--arch-column COL]
-                  [--model ridge|gbdt|mlp] [--model-options JSON] [--features onehot[,pairwise][,stats]]
+                  [--model ridge|gbdt|mlp] [--model-options JSON] [--features LIST]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
-      Kendall tau, RMSE, MAPE and the share within ±10% on the other rows.
+      Kendall tau, RMSE, MAPE and the share within ±10% on the other rows. LIST: any of
+      onehot (the default), pairwise, counts (per-stage option counts), stats (log params, MACs).
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -377,12 +378,18 @@ int cmd_search(const Args& a) {
 
 nasforge::FeatureOptions parse_features(const std::string& text) {
   nasforge::FeatureOptions f;
+  f.onehot = false;  // only what the list names
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
     if (part == "pairwise") f.pairwise = true;
     else if (part == "stats") f.statistics = true;
-    else if (part != "onehot") throw UsageError(fmt::format("--features: expected onehot, pairwise or stats, found \"{}\"", part));
+    else if (part == "counts") f.stage_counts = true;
+    else if (part == "onehot") f.onehot = true;
+    else throw UsageError(fmt::format("--features: expected onehot, pairwise, counts or stats, found \"{}\"", part));
+  }
+  if (!f.onehot && !f.pairwise && !f.stage_counts && !f.statistics) {
+    throw UsageError(fmt::format("--features: expected at least one of onehot, pairwise, counts, stats, found \"{}\"", text));
   }
   return f;
 }
@@ -436,7 +443,7 @@ int cmd_predictor_fit(const Args& a) {
              q.rmse, 100 * q.mape, 100 * q.within_10pct);
   json saved{{"space", {{"name", space.name()}, {"fingerprint", space.fingerprint()}}},
              {"target", a.target}, {"table", a.table}, {"log_target", a.log_target},
-             {"features", {{"pairwise", features.pairwise}, {"statistics", features.statistics}}},
+             {"features", nasforge::features_to_json(features)},
              {"held_out", {{"spearman", q.spearman}, {"kendall", q.kendall}, {"rmse", q.rmse}, {"mape", q.mape},
                            {"within_10pct", q.within_10pct}, {"rows", yv.size()}}},
              {"predictor", model->to_json()}};
@@ -476,7 +483,7 @@ int cmd_predict(const Args& a) {
   }
   auto model = nasforge::make_predictor_from_json(saved["predictor"]);
   const json feats = saved.value("features", json::object());
-  nasforge::FeatureOptions f{feats.value("pairwise", false), feats.value("statistics", false)};
+  const nasforge::FeatureOptions f = nasforge::features_from_json(feats);
   auto arch = space.parse_architecture(a.arch);
   double v = model->predict(nasforge::architecture_features(space, arch, f));
   if (saved.value("log_target", false)) v = std::exp(v);
