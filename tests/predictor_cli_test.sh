@@ -19,4 +19,17 @@ if "$exe" predict --space "$src/search_spaces/nb201.json" --set C=8 --model "$wo
   echo "FAIL: a model of another space was accepted"; exit 1
 fi
 grep -q "fitted on space" "$work/err.log"
+# Stage counts (NB201: the one-hot encoding again) with lambda by leave-one-out: the saved
+# model keeps its feature options, so predict rebuilds the same features; a tiny lambda wins.
+"$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
+  --model ridge --model-options '{"lambda": "auto"}' --features counts --train 60 --seed 1 --out "$work/counts.json" | tee "$work/counts.log"
+grep -q "within ±10% 100.0%" "$work/counts.log"
+grep -q '"stage_counts":true' "$work/counts.json"
+"$exe" predict --space "$src/search_spaces/nb201.json" --model "$work/counts.json" \
+  --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' | grep -Eq "^lat (19|18.99)"
+if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
+  --features count --out "$work/x.json" 2> "$work/err2.log"; then
+  echo "FAIL: an unknown feature was accepted"; exit 1
+fi
+grep -q "expected onehot, pairwise, counts or stats" "$work/err2.log"
 echo "OK: predictor fit and predict"
