@@ -2,6 +2,11 @@
 // overhead, then for N random networks compares the table's prediction with the measured
 // end-to-end latency (Spearman, share within ±10%).
 //   nasforge_lut_figures [SPACE=nb201] [N=100] [BATCH=1] [THREADS=1] [SET=K=V;...] [median|fastest]
+//                        [alone|in-network] [SAMPLES]
+// `alone` times each layer by itself (300 profiling networks' layers by default); `in-network`
+// times the layers inside whole networks (30 profiling networks by default). A test network
+// holding a layer the samples missed is profiled lazily, and counted: in-network, its own
+// timing then feeds its prediction.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -38,14 +43,19 @@ int main(int argc, char** argv) {
     po.batch = batch;
     po.threads = threads;
     po.fastest = argc > 6 && std::string(argv[6]) == "fastest";
+    po.in_network = argc > 7 && std::string(argv[7]) == "in-network";
+    const std::size_t samples = argc > 8 ? std::stoul(argv[8]) : po.in_network ? 30 : 300;
     auto t0 = std::chrono::steady_clock::now();
-    auto lut = nasforge::profile_space(space, po, 300, 20, /*seed=*/1);
+    auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nasforge::Rng rng(12345);  // test networks: another seed than the profiling samples
     std::vector<double> predicted, measured;
+    std::size_t lazy = 0;
     for (std::size_t i = 0; i < n; ++i) {
       auto net = space.resolve(space.sample(rng));
+      const std::size_t entries = lut.ms.size();
       nasforge::profile_layers(lut, {net}, po);  // lazily: layers the samples did not cover
+      lazy += lut.ms.size() > entries;
       predicted.push_back(lut.predict(net));
       measured.push_back(nasforge::measure_latency_ms(net, po));
     }
@@ -54,9 +64,10 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < n; ++i) fmt::print("{:.3f} {:.3f}\n", predicted[i], measured[i]);
     }
     double lo = *std::min_element(measured.begin(), measured.end()), hi = *std::max_element(measured.begin(), measured.end());
-    fmt::print("{} batch {} threads {}: {} layer entries, profiled in {:.0f} s, calibration {:.3f} ms + {:.3f} x sum; {} test networks "
-               "measured {:.2f}-{:.2f} ms\n",
-               name, batch, threads, lut.ms.size(), profile_s, lut.fixed_ms, lut.scale, n, lo, hi);
+    fmt::print("{} batch {} threads {} ({}, {}): {} layer entries from {} networks, profiled in {:.0f} s, calibration "
+               "{:.3f} ms + {:.3f} x sum; {} test networks measured {:.2f}-{:.2f} ms, {} of them with layers profiled lazily\n",
+               name, batch, threads, po.in_network ? "in-network" : "alone", po.fastest ? "fastest" : "median",
+               lut.ms.size(), samples, profile_s, lut.fixed_ms, lut.scale, n, lo, hi, lazy);
     fmt::print("spearman {:.4f}  kendall {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", q.spearman, q.kendall,
                100 * q.within_10pct, 100 * q.mape);
     return 0;

@@ -54,8 +54,9 @@ struct Args {
   long long train = 100;
   bool log_target = false;
   // profile / measure
-  long long samples = 300, calibration = 20;
+  long long samples = 0, calibration = 20;  // samples 0: 300 layer-alone, 30 --in-network
   bool fastest = false;
+  bool in_network = false;
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -109,6 +110,8 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.calibration = to_number(s, value(s), 0, 1LL << 20);
     } else if (s == "--fastest") {
       a.fastest = true;
+    } else if (s == "--in-network") {
+      a.in_network = true;
     } else if (s == "--table") {
       a.table = value(s);
     } else if (s == "--target") {

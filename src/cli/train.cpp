@@ -163,11 +163,12 @@ int cmd_extract(const Args& a) {
 void register_torch_extensions() { register_torch_predictors(); }
 
 namespace {
-ProfileOptions profile_options(const Args& a) {  // --batch, --threads (default 1), --fastest
+ProfileOptions profile_options(const Args& a) {  // --batch, --threads (default 1), --fastest, --in-network
   ProfileOptions po;
   po.batch = a.batch;
   po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
   po.fastest = a.fastest;
+  po.in_network = a.in_network;
   return po;
 }
 }  // namespace
@@ -177,16 +178,18 @@ int cmd_profile(const Args& a) {
   auto space = SearchSpace::from_file(a.space, a.overrides);
   const ProfileOptions po = profile_options(a);
   const auto t0 = std::chrono::steady_clock::now();
-  auto table = profile_space(space, po, static_cast<std::size_t>(a.samples), static_cast<std::size_t>(a.calibration), a.seed);
+  const std::size_t samples = a.samples > 0 ? static_cast<std::size_t>(a.samples) : po.in_network ? 30 : 300;
+  auto table = profile_space(space, po, samples, static_cast<std::size_t>(a.calibration), a.seed);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json out{{"kind", "lut"}, {"space", space.name()}, {"fingerprint", space.fingerprint()},
                      {"cost_model", make_lut_cost_model(space, table)->to_json()}};
   std::ofstream f(a.out);
   f << out.dump(1) << "\n";
   if (!f) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
-  fmt::print("profiled {} layer configurations of {} at batch {} on {} thread(s) in {:.1f} s; calibration {:.3f} ms + "
-             "{:.3f} x sum; written to {}\n",
-             table.ms.size(), space.name(), po.batch, po.threads, s, table.fixed_ms, table.scale, a.out);
+  fmt::print("profiled {} layer configurations of {} at batch {} on {} thread(s) ({}) in {:.1f} s; calibration {:.3f} ms "
+             "+ {:.3f} x sum; written to {}\n",
+             table.ms.size(), space.name(), po.batch, po.threads, po.in_network ? "inside networks" : "alone", s,
+             table.fixed_ms, table.scale, a.out);
   return 0;
 }
 

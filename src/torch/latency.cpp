@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <mutex>
 
 #include <torch/torch.h>
 
 #include <fmt/format.h>
 
+#include "nasforge/allocator.h"
 #include "nasforge/error.h"
 #include "nasforge/random.h"
 #include "nasforge/torch/network.h"
@@ -21,6 +23,13 @@ using Clock = std::chrono::steady_clock;
 
 void sync(const ::torch::Device& d) {
   if (d.is_cuda()) ::torch::cuda::synchronize();
+}
+
+// The fastest or the median (the upper one of an even count) of `ms` (not empty).
+double statistic(std::vector<double> ms, bool fastest) {
+  if (fastest) return *std::min_element(ms.begin(), ms.end());
+  std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
+  return ms[ms.size() / 2];
 }
 
 // Median milliseconds of `call`, per the options' warm-up and repetition rules.
@@ -39,9 +48,7 @@ double time_median(F&& call, const ProfileOptions& o) {
     total += t;
     if (ms.size() > 100000) break;
   }
-  if (o.fastest) return *std::min_element(ms.begin(), ms.end());
-  std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
-  return ms[ms.size() / 2];
+  return statistic(ms, o.fastest);
 }
 
 std::vector<std::int64_t> batched(std::int64_t b, const Shape& s) {
@@ -53,6 +60,7 @@ std::vector<std::int64_t> batched(std::int64_t b, const Shape& s) {
 }  // namespace
 
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
+  if (o.reuse_freed_memory) reuse_freed_memory();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
   Network module(net);
@@ -62,12 +70,57 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   return time_median([&] { module->forward(x); }, o);
 }
 
+namespace {
+// The in-network profiler: every network holding a layer the table lacks runs whole under
+// Network::forward_timed for the usual repetitions; each such layer's per-network statistic
+// (median or fastest over the repetitions) is collected, and its entry is the median over the
+// networks.
+void profile_in_network(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
+  std::map<std::string, std::vector<double>> found;
+  for (const auto& net : nets) {
+    std::vector<std::string> keys(net.layers.size());
+    bool needed = false;
+    for (std::size_t i = 0; i < net.layers.size(); ++i) {
+      keys[i] = layer_key(net, i);
+      needed = needed || !table.ms.count(keys[i]);
+    }
+    if (!needed) continue;
+    Network module(net);
+    module->to(o.device);
+    module->eval();
+    auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
+    std::vector<double> layer_ms;
+    for (int i = 0; i < o.warmup; ++i) module->forward_timed(x, layer_ms);
+    std::vector<std::vector<double>> reps(net.layers.size());
+    double total = 0;
+    for (int rep = 0; rep < o.min_reps || total < o.min_ms; ++rep) {
+      auto t0 = Clock::now();
+      module->forward_timed(x, layer_ms);
+      total += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      for (std::size_t i = 0; i < layer_ms.size(); ++i) reps[i].push_back(layer_ms[i]);
+      if (rep > 100000) break;
+    }
+    for (std::size_t i = 0; i < net.layers.size(); ++i) {
+      if (table.ms.count(keys[i])) continue;
+      const auto& op = net.layers[i].op;
+      found[keys[i]].push_back(op == "mixed" || op == "select" ? 0.0 : statistic(reps[i], o.fastest));
+    }
+  }
+  for (auto& [key, v] : found) table.ms.emplace(key, statistic(v, false));
+}
+}  // namespace
+
 void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
+  if (o.reuse_freed_memory) reuse_freed_memory();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
   table.batch = o.batch;
   table.threads = o.threads;
   table.device = o.device_name;
+  if (o.in_network) {
+    profile_in_network(table, nets, o);
+    return;
+  }
   const auto opts = ::torch::TensorOptions().device(o.device);
   for (const auto& net : nets) {
     for (std::size_t i = 0; i < net.layers.size(); ++i) {

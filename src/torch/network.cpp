@@ -3,10 +3,12 @@
 // with the analytic formulas there (tests/torch/network_test.cpp checks every shipped space).
 #include "nasforge/torch/network.h"
 
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
 
+#include <torch/cuda.h>
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
@@ -456,15 +458,18 @@ NetworkImpl::NetworkImpl(ConcreteNetwork net, const LayerFactory& make) : net_(s
   }
 }
 
-std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all) {
+std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector<double>* layer_ms) {
   NASFORGE_CHECK(x.dim() == static_cast<I>(net_.input_shape.size()) + 1,
                  "Network: expected an input [batch, {}], got {} dimensions",
                  shape_to_string(net_.input_shape), x.dim());
   const auto n = net_.layers.size();
   std::vector<Tensor> outs(n);
   auto input = [&](int idx) -> const Tensor& { return idx < 0 ? x : outs[idx]; };
+  if (layer_ms) layer_ms->assign(n, 0.0);
+  const bool cuda = x.is_cuda();
   for (std::size_t i = 0; i < n; ++i) {
     const auto& l = net_.layers[i];
+    const auto t0 = layer_ms ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     if (l.op == "sum") {
       Tensor acc;
       for (int in : l.inputs) {
@@ -483,6 +488,10 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all) {
     } else {
       outs[i] = layers_[i].forward(input(l.inputs[0]));
     }
+    if (layer_ms) {
+      if (cuda) ::torch::cuda::synchronize();
+      (*layer_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
     if (keep_all) continue;
     // Free inputs nobody reads any more (keeps peak memory near the analytic estimate).
     for (int in : l.inputs) {
@@ -492,9 +501,11 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all) {
   return outs;
 }
 
-std::vector<Tensor> NetworkImpl::forward_all(const Tensor& x) { return run(x, true); }
+std::vector<Tensor> NetworkImpl::forward_all(const Tensor& x) { return run(x, true, nullptr); }
 
-Tensor NetworkImpl::forward(const Tensor& x) { return run(x, false).back(); }
+Tensor NetworkImpl::forward(const Tensor& x) { return run(x, false, nullptr).back(); }
+
+Tensor NetworkImpl::forward_timed(const Tensor& x, std::vector<double>& layer_ms) { return run(x, false, &layer_ms).back(); }
 
 std::shared_ptr<::torch::nn::Module> NetworkImpl::layer_module(std::size_t i) const {
   NASFORGE_CHECK(i < layers_.size(), "Network::layer_module: index {} outside [0, {})", i, layers_.size());

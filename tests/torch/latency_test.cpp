@@ -6,7 +6,10 @@
 
 #include <torch/torch.h>
 
+#include "nasforge/allocator.h"
 #include "nasforge/error.h"
+#include "nasforge/random.h"
+#include "nasforge/torch/network.h"
 #include "testing/spaces.h"
 
 namespace nasforge {
@@ -31,6 +34,39 @@ TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
   auto measured = make_measured_cost_model(space, o);
   EXPECT_EQ(measured->kind(), "measured");
   EXPECT_GT(measured->predict(arch), 0.0);
+}
+
+TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  Rng rng(4);
+  auto net = space.resolve(space.sample(rng));
+  // forward_timed: one time per layer, the same output as forward.
+  Network module(net);
+  module->eval();
+  ::torch::NoGradGuard no_grad;
+  auto x = ::torch::randn({2, 3, 16, 16});
+  std::vector<double> layer_ms;
+  auto y = module->forward_timed(x, layer_ms);
+  ASSERT_EQ(layer_ms.size(), net.layers.size());
+  for (double ms : layer_ms) EXPECT_GE(ms, 0.0);
+  EXPECT_TRUE(::torch::equal(y, module->forward(x)));
+  // Profiling inside networks covers every layer of the networks given, and only those.
+  ProfileOptions o;
+  o.min_reps = 3;
+  o.min_ms = 1;
+  o.warmup = 1;
+  o.in_network = true;
+  auto t = profile_space(space, o, /*samples=*/4, /*calibration=*/2, /*seed=*/1);
+  EXPECT_GT(t.ms.size(), 5U);
+  for (const auto& [key, ms] : t.ms) EXPECT_GE(ms, 0.0) << key;
+  const auto before = t.ms;
+  profile_layers(t, {net}, o);  // lazily: the network's missing layers, timed inside it
+  for (std::size_t i = 0; i < net.layers.size(); ++i) EXPECT_TRUE(t.ms.count(layer_key(net, i))) << i;
+  for (const auto& [key, ms] : before) EXPECT_EQ(t.ms.at(key), ms) << "an entry changed: " << key;
+  EXPECT_GT(t.predict(net), 0.0);
+#if defined(__GLIBC__)
+  EXPECT_TRUE(reuse_freed_memory());  // the profiler's default already made it so
+#endif
 }
 
 TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits) {

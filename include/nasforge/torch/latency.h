@@ -39,6 +39,18 @@ struct ProfileOptions {
   /// Report the fastest timed call instead of the median: interference on a shared host only
   /// ever adds time, so the minimum is the more repeatable statistic there.
   bool fastest = false;
+  /// Time each layer inside whole networks (Network::forward_timed over the repetitions; a
+  /// layer's entry is the median, over the networks that hold it, of its per-network
+  /// statistic) instead of alone. Alone, a layer runs with its input and weights hot in cache
+  /// and a warm allocator; inside a network it pays for the data its neighbours evicted, and
+  /// at batch 32 the alone timings summed to 1.4-2.9x the whole network's. Costs whole
+  /// forwards: profile a few tens of networks.
+  bool in_network = false;
+  /// Call nasforge::reuse_freed_memory() (allocator.h) before timing: without it glibc faults
+  /// in fresh pages for every large tensor of every call, timings depend on the allocator's
+  /// history, and layers do not add up to networks. Process-wide and permanent, so what runs
+  /// later in the process runs as it was timed.
+  bool reuse_freed_memory = true;
   std::string device_name = "this machine (CPU)";  ///< recorded in tables
   ::torch::Device device = ::torch::kCPU;
 };
@@ -46,7 +58,8 @@ struct ProfileOptions {
 /// Median milliseconds of one eval-mode, no-grad forward of `net` at `options.batch`.
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& options);
 
-/// Profiles the layers of `nets` that `table` lacks (their keys: layer_key).
+/// Profiles the layers of `nets` that `table` lacks (their keys: layer_key); with
+/// `in_network`, times the networks holding such layers and takes those layers' in-network times.
 void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& options);
 
 /// A latency table for `space`: the layers of every architecture when the space has at most

@@ -50,6 +50,12 @@ class NetworkImpl : public ::torch::nn::Module {
   /// return an all-zero tensor of their shape.
   std::vector<::torch::Tensor> forward_all(const ::torch::Tensor& x);
 
+  /// Runs the network like forward() and writes each layer's wall time in milliseconds into
+  /// `layer_ms` (index i = layer i; a CUDA input is synchronised after every layer). The
+  /// latency profiler times layers this way, inside whole networks, where their caches and
+  /// allocator state are those of a real inference.
+  ::torch::Tensor forward_timed(const ::torch::Tensor& x, std::vector<double>& layer_ms);
+
   /// The concrete network this module implements.
   const ConcreteNetwork& concrete() const noexcept { return net_; }
 
@@ -60,7 +66,7 @@ class NetworkImpl : public ::torch::nn::Module {
   std::int64_t num_parameters() const;
 
  private:
-  std::vector<::torch::Tensor> run(const ::torch::Tensor& x, bool keep_all);
+  std::vector<::torch::Tensor> run(const ::torch::Tensor& x, bool keep_all, std::vector<double>* layer_ms);
   ConcreteNetwork net_;
   std::vector<::torch::nn::AnyModule> layers_;  // empty AnyModule for sum, concat, zero
   std::vector<int> last_use_;                   // free intermediate tensors after their last reader

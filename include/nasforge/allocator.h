@@ -1,0 +1,27 @@
+#pragma once
+/// \file allocator.h
+/// The C library's allocator, set for tensor work.
+///
+/// glibc's malloc serves every block of 128 KiB or more (its default threshold, which it raises
+/// only as such blocks are freed) with a fresh mmap and unmaps it when freed. LibTorch on the
+/// CPU allocates each layer's output afresh, so at batch 32 an NB201 inference page-faults and
+/// zeroes its tensors' memory anew on every call: measured here, 38% of a profiling run's time
+/// was system time, whole networks ran 1.3-1.4x slower than with memory reused, and — because the
+/// cost depends on the allocator's history — layers timed one by one did not add up to their
+/// network (docs/performance.md, "Latency lookup table vs measurement").
+///
+/// ```cpp
+/// nasforge::reuse_freed_memory();   // once, early; the latency profiler does it by default
+/// ```
+/// PyTorch's CPU-inference guides reach the same end by preloading jemalloc or tcmalloc.
+
+namespace nasforge {
+
+/// Raises glibc's mmap threshold to its maximum (32 MiB) and its trim threshold to 1 GiB
+/// (mallopt), so freed tensor memory stays in the heap and is reused instead of being returned
+/// to the kernel and faulted in again. Process-wide and permanent; the process's resident
+/// memory then stays near its peak. Idempotent. Returns true when the settings are in effect,
+/// false where the C library is not glibc (nothing changes).
+bool reuse_freed_memory();
+
+}  // namespace nasforge
