@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     po.in_network = argc > 7 && std::string(argv[7]) == "in-network";
     const std::size_t samples = argc > 8 ? std::stoul(argv[8]) : po.in_network ? 30 : 300;
     if (argc > 9) po.min_reps = std::stoi(argv[9]);  // fewer for networks that take a second a call
+    // NASFORGE_LUT_DEFAULT_MALLOC=1: leave glibc's malloc as it is (to compare).
+    if (std::getenv("NASFORGE_LUT_DEFAULT_MALLOC")) po.reuse_freed_memory = false;
     auto t0 = std::chrono::steady_clock::now();
     auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
