@@ -7,7 +7,8 @@
 // On NB201 the table's own noise is printed beside: "twins" are the 3,125 pairs of networks
 // that differ only in edge 0->3 being `none` or `skip_connect` (the same layers but for one
 // zero or identity tensor per cell), so their measured latencies should agree; how often they
-// do within ±10%, and their rank correlation, bound what any predictor can reach on that column.
+// do within ±10%, and their rank correlation, are a reference for what a predictor can reach on
+// that column (twins differ in cost a little, so it overstates the noise slightly).
 // With `transfer`: for each device, only TRAIN (10-20) measured samples of it plus the
 // complete tables of the other devices (the architecture's "hardware embedding" on reference
 // devices, as HELP uses), against the FLOPs-only baseline (ranking by analytic MACs): ridge

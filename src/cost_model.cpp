@@ -174,7 +174,7 @@ double LatencyTable::predict(const ConcreteNetwork& net) const {
 
 nlohmann::json LatencyTable::to_json() const {
   return {{"batch", batch}, {"threads", threads}, {"fixed_ms", fixed_ms}, {"scale", scale},
-          {"device", device}, {"layers", ms}};
+          {"device", device}, {"timing", in_network ? "in-network" : "alone"}, {"layers", ms}};
 }
 
 LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
@@ -185,6 +185,11 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
     t.fixed_ms = j.at("fixed_ms");
     t.scale = j.at("scale");
     t.device = j.value("device", "");
+    const std::string timing = j.value("timing", "alone");  // tables from before the option: alone
+    if (timing != "alone" && timing != "in-network") {
+      throw InvalidArgument(fmt::format("latency table: \"timing\" must be \"alone\" or \"in-network\", found \"{}\"", timing));
+    }
+    t.in_network = timing == "in-network";
     t.ms = j.at("layers").get<std::map<std::string, double>>();
   } catch (const nlohmann::json::exception& e) {
     throw InvalidArgument(fmt::format("latency table: expected batch, threads, fixed_ms, scale and layers: {}", e.what()));

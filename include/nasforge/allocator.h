@@ -18,13 +18,17 @@
 
 namespace nasforge {
 
-/// Tells glibc's malloc (mallopt) to serve no block with mmap (M_MMAP_MAX 0) and to keep up to
-/// 1 GiB of freed memory at the top of the heap (M_TRIM_THRESHOLD), so freed tensor memory is
-/// reused instead of being returned to the kernel and faulted in again. (Raising the mmap
-/// threshold instead stops at 32 MiB; batch-32 MobileNetV3 activations reach 150 MB.)
-/// Process-wide and permanent; the process's resident memory then stays near its peak.
-/// Idempotent. Returns true when the settings are in effect, false where the C library is not
-/// glibc (nothing changes).
+/// Tells glibc's malloc (mallopt) to serve no block with its own mmap (M_MMAP_MAX 0) and to
+/// keep up to 1 GiB of freed memory at the top of the main heap (M_TRIM_THRESHOLD), so freed
+/// tensor memory is reused instead of being returned to the kernel and faulted in again.
+/// (Raising the mmap threshold instead stops at 32 MiB; batch-32 MobileNetV3 activations reach
+/// 150 MB.) Limits: other threads allocate from their own arenas, whose heaps glibc still maps
+/// and trims in 64 MiB pieces, so the effect is strongest on the thread that runs the network;
+/// under a preloaded jemalloc or tcmalloc it changes nothing (those reuse memory already).
+/// Process-wide and permanent — the process's resident memory then stays near its peak — and
+/// best called early, before other threads start (glibc reads these settings unlocked).
+/// Idempotent. Returns true when glibc accepted the settings, false where the C library is
+/// not glibc (nothing changes).
 bool reuse_freed_memory();
 
 }  // namespace nasforge

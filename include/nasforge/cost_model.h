@@ -104,6 +104,9 @@ struct LatencyTable {
   int threads = 1;
   double fixed_ms = 0, scale = 1;
   std::string device;                 ///< where it was profiled (free text)
+  /// How its layers were timed: inside whole networks (ProfileOptions::in_network) or alone.
+  /// profile_layers completes a table the way it was profiled, so its one `scale` fits.
+  bool in_network = false;
   /// Sum over the layers of `net` plus the overhead; NotFound names a missing layer key.
   double predict(const ConcreteNetwork& net) const;
   nlohmann::json to_json() const;

@@ -11,9 +11,11 @@
 ///
 /// Features (`FeatureOptions`): the space's one-hot encoding, optionally the pairwise products
 /// of one-hot entries of different decisions (interactions a linear model cannot see),
-/// optionally stage counts (how many blocks of a stage take each option: the layers of a stage
-/// share their shapes, so their costs add up by option, and a model of a 22-layer FBNet needs
-/// 63 such counts instead of 198 one-hot entries), and optionally free statistics of the
+/// optionally stage counts (how many blocks of a stage take each option: a stage's blocks after
+/// the first share their shapes, so their costs add up by option, and a model of a 22-layer
+/// FBNet needs 63 such counts instead of 198 one-hot entries; the first block, which changes
+/// width and stride, is counted with the rest — coarser, and better from 100 samples), and
+/// optionally free statistics of the
 /// concrete network (log parameters and log MACs from the analytic counter), which
 /// FBNetV3-style predictors lean on.
 ///
@@ -102,8 +104,8 @@ class RidgeRegression final : public Predictor {
   /// `lambda` >= 0: the L2 penalty on w (not on the intercept).
   explicit RidgeRegression(double lambda = 1.0);
   /// A ridge that picks its lambda at each fit: the value of lambda_grid() with the least
-  /// exact leave-one-out squared error on the training rows (one eigendecomposition serves the
-  /// whole grid; fit then costs about twice a fixed-lambda fit).
+  /// exact leave-one-out squared error on the training rows (one symmetric eigendecomposition
+  /// of the smaller Gram matrix serves the whole grid; 15,000 NB201 rows fit in 0.014 s).
   static RidgeRegression leave_one_out();
   /// The candidates leave_one_out() chooses from: 0.001 to 1000 in half decades.
   static const std::vector<double>& lambda_grid();

@@ -103,8 +103,9 @@ Usage:
                   [--model ridge|gbdt|mlp] [--model-options JSON] [--features LIST]
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
-      Kendall tau, RMSE, MAPE and the share within ±10% on the other rows. LIST: any of
-      onehot (the default), pairwise, counts (per-stage option counts), stats (log params, MACs).
+      Kendall tau, RMSE, MAPE and the share within ±10% on the other rows. LIST: onehot (always
+      included unless counts replaces it; name both for both), pairwise, counts (per-stage
+      option counts), stats (log params, log MACs).
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -380,20 +381,20 @@ int cmd_search(const Args& a) {
 }
 
 nasforge::FeatureOptions parse_features(const std::string& text) {
+  // One-hot is always there, as before, unless `counts` (a coarser one-hot) replaces it;
+  // `counts,onehot` has both.
   nasforge::FeatureOptions f;
-  f.onehot = false;  // only what the list names
+  bool onehot_named = false;
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
     if (part == "pairwise") f.pairwise = true;
     else if (part == "stats") f.statistics = true;
     else if (part == "counts") f.stage_counts = true;
-    else if (part == "onehot") f.onehot = true;
+    else if (part == "onehot") onehot_named = true;
     else throw UsageError(fmt::format("--features: expected onehot, pairwise, counts or stats, found \"{}\"", part));
   }
-  if (!f.onehot && !f.pairwise && !f.stage_counts && !f.statistics) {
-    throw UsageError(fmt::format("--features: expected at least one of onehot, pairwise, counts, stats, found \"{}\"", text));
-  }
+  f.onehot = onehot_named || !f.stage_counts;
   return f;
 }
 

@@ -22,7 +22,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void sync(const ::torch::Device& d) {
-  if (d.is_cuda()) ::torch::cuda::synchronize();
+  if (d.is_cuda()) ::torch::cuda::synchronize(d.has_index() ? d.index() : -1);
 }
 
 // The fastest or the median (the upper one of an even count) of `ms` (not empty).
@@ -72,12 +72,21 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
 
 namespace {
 // The in-network profiler: every network holding a layer the table lacks runs whole under
-// Network::forward_timed for the usual repetitions; each such layer's per-network statistic
-// (median or fastest over the repetitions) is collected, and its entry is the median over the
-// networks.
-void profile_in_network(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
+// Network::forward_timed for the usual repetitions; each such layer's statistic (median or
+// fastest over the repetitions) is collected per occurrence, and its entry is the median over
+// its occurrences in these networks. Returns the networks it cannot run whole (supernet
+// structures: their `mixed` and `select` layers have no module), for timing alone.
+std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::vector<ConcreteNetwork>& nets,
+                                                const ProfileOptions& o) {
   std::map<std::string, std::vector<double>> found;
+  std::vector<ConcreteNetwork> alone;
   for (const auto& net : nets) {
+    const bool supernet = std::any_of(net.layers.begin(), net.layers.end(),
+                                      [](const ConcreteLayer& l) { return l.op == "mixed" || l.op == "select"; });
+    if (supernet) {
+      alone.push_back(net);
+      continue;
+    }
     std::vector<std::string> keys(net.layers.size());
     bool needed = false;
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
@@ -101,12 +110,11 @@ void profile_in_network(LatencyTable& table, const std::vector<ConcreteNetwork>&
       if (rep > 100000) break;
     }
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
-      if (table.ms.count(keys[i])) continue;
-      const auto& op = net.layers[i].op;
-      found[keys[i]].push_back(op == "mixed" || op == "select" ? 0.0 : statistic(reps[i], o.fastest));
+      if (!table.ms.count(keys[i])) found[keys[i]].push_back(statistic(reps[i], o.fastest));
     }
   }
   for (auto& [key, v] : found) table.ms.emplace(key, statistic(v, false));
+  return alone;
 }
 }  // namespace
 
@@ -114,15 +122,19 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
   if (o.reuse_freed_memory) reuse_freed_memory();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
+  // A table is completed the way it was profiled (its one scale fits one timing method).
+  const bool in_network = table.ms.empty() ? o.in_network : table.in_network;
   table.batch = o.batch;
   table.threads = o.threads;
   table.device = o.device_name;
-  if (o.in_network) {
-    profile_in_network(table, nets, o);
-    return;
+  table.in_network = in_network;
+  std::vector<ConcreteNetwork> supernets;
+  if (in_network) {
+    supernets = profile_in_network(table, nets, o);
+    if (supernets.empty()) return;
   }
   const auto opts = ::torch::TensorOptions().device(o.device);
-  for (const auto& net : nets) {
+  for (const auto& net : in_network ? supernets : nets) {
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
       const std::string key = layer_key(net, i);
       if (table.ms.count(key)) continue;

@@ -467,6 +467,8 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector
   auto input = [&](int idx) -> const Tensor& { return idx < 0 ? x : outs[idx]; };
   if (layer_ms) layer_ms->assign(n, 0.0);
   const bool cuda = x.is_cuda();
+  const auto device_index = x.device().index();
+  if (layer_ms && cuda) ::torch::cuda::synchronize(device_index);  // earlier queued work is no layer's
   for (std::size_t i = 0; i < n; ++i) {
     const auto& l = net_.layers[i];
     const auto t0 = layer_ms ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
@@ -489,7 +491,7 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector
       outs[i] = layers_[i].forward(input(l.inputs[0]));
     }
     if (layer_ms) {
-      if (cuda) ::torch::cuda::synchronize();
+      if (cuda) ::torch::cuda::synchronize(device_index);
       (*layer_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     if (keep_all) continue;

@@ -59,13 +59,30 @@ TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
   auto t = profile_space(space, o, /*samples=*/4, /*calibration=*/2, /*seed=*/1);
   EXPECT_GT(t.ms.size(), 5U);
   for (const auto& [key, ms] : t.ms) EXPECT_GE(ms, 0.0) << key;
+  EXPECT_TRUE(t.in_network);
+  // Lazily: a layer of `net` the table lacks is timed inside `net`; no other entry changes.
+  const std::string conv = [&] {
+    for (std::size_t i = 0; i < net.layers.size(); ++i) {
+      if (net.layers[i].op == "conv_bn_act" || net.layers[i].op == "relu_conv_bn") return layer_key(net, i);
+    }
+    return layer_key(net, 0);
+  }();
+  t.ms.erase(conv);
   const auto before = t.ms;
-  profile_layers(t, {net}, o);  // lazily: the network's missing layers, timed inside it
-  for (std::size_t i = 0; i < net.layers.size(); ++i) EXPECT_TRUE(t.ms.count(layer_key(net, i))) << i;
+  ProfileOptions alone = o;
+  alone.in_network = false;  // the table's own method wins: it was profiled in networks
+  profile_layers(t, {net}, alone);
+  EXPECT_TRUE(t.in_network);
+  ASSERT_TRUE(t.ms.count(conv));
+  EXPECT_EQ(t.ms.size(), before.size() + 1);
   for (const auto& [key, ms] : before) EXPECT_EQ(t.ms.at(key), ms) << "an entry changed: " << key;
+  for (std::size_t i = 0; i < net.layers.size(); ++i) EXPECT_TRUE(t.ms.count(layer_key(net, i))) << i;
   EXPECT_GT(t.predict(net), 0.0);
+  // The method survives JSON.
+  EXPECT_TRUE(LatencyTable::from_json(t.to_json()).in_network);
+  EXPECT_FALSE(LatencyTable::from_json([&] { auto j = t.to_json(); j.erase("timing"); return j; }()).in_network);
 #if defined(__GLIBC__)
-  EXPECT_TRUE(reuse_freed_memory());  // the profiler's default already made it so
+  EXPECT_TRUE(reuse_freed_memory());  // glibc accepts the settings (what they do: docs/performance.md)
 #endif
 }
 
@@ -78,6 +95,7 @@ TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits
   o.warmup = 1;
   LatencyTable t;
   EXPECT_THROW(expected_latency_ms(*net, t), NotFound);
+  o.in_network = true;  // a supernet cannot run whole: its layers are timed alone
   profile_layers(t, {net->structure()}, o);
   auto e = expected_latency_ms(*net, t);
   EXPECT_GT(e.item<double>(), 0.0);

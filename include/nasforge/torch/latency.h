@@ -40,11 +40,14 @@ struct ProfileOptions {
   /// ever adds time, so the minimum is the more repeatable statistic there.
   bool fastest = false;
   /// Time each layer inside whole networks (Network::forward_timed over the repetitions; a
-  /// layer's entry is the median, over the networks that hold it, of its per-network
-  /// statistic) instead of alone. Alone, a layer runs with its input and weights hot in cache
-  /// and a warm allocator; inside a network it pays for the data its neighbours evicted, and
-  /// at batch 32 the alone timings summed to 1.4-2.9x the whole network's. Costs whole
-  /// forwards: profile a few tens of networks.
+  /// layer's entry is the median, over its occurrences in the profiling networks, of its
+  /// statistic there) instead of alone, where its input and weights are hot in cache and the
+  /// time between layers (the DAG walk, freeing tensors) is missed. Measured here with memory
+  /// reused: whole networks are 0.99-1.07x the sum of in-network layer times, 1.16-1.42x the
+  /// sum of layers timed alone, and at batch 32 and for MobileNetV3 the in-network table
+  /// predicts far better (docs/performance.md). Costs whole forwards: profile a few tens of
+  /// networks. A supernet structure (mixed/select layers) cannot run whole; its layers are
+  /// timed alone. The table records the method, and later completions follow it.
   bool in_network = false;
   /// Call nasforge::reuse_freed_memory() (allocator.h) before timing: without it glibc faults
   /// in fresh pages for every large tensor of every call, timings depend on the allocator's
@@ -58,8 +61,9 @@ struct ProfileOptions {
 /// Median milliseconds of one eval-mode, no-grad forward of `net` at `options.batch`.
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& options);
 
-/// Profiles the layers of `nets` that `table` lacks (their keys: layer_key); with
-/// `in_network`, times the networks holding such layers and takes those layers' in-network times.
+/// Profiles the layers of `nets` that `table` lacks (their keys: layer_key): alone, or — with
+/// `in_network`, or when `table` was profiled that way (LatencyTable::in_network) — inside the
+/// networks holding them.
 void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& options);
 
 /// A latency table for `space`: the layers of every architecture when the space has at most
