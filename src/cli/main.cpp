@@ -20,10 +20,10 @@
 
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
+#include "nasforge/allocator.h"
 #include "nasforge/cost_model.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/ops.h"
-#include "nasforge/allocator.h"
 #include "nasforge/predictor.h"
 #include "nasforge/random.h"
 #include "nasforge/search.h"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <utility>
 #include <mutex>
 
 #include <torch/torch.h>
@@ -32,9 +33,10 @@ double statistic(std::vector<double> ms, bool fastest) {
   return ms[ms.size() / 2];
 }
 
-// Median milliseconds of `call`, per the options' warm-up and repetition rules.
+// Runs `call` per the options' warm-up and repetition rules (warm-up calls, then timed calls
+// until both min_reps calls and min_ms of time have passed); the milliseconds of each timed call.
 template <typename F>
-double time_median(F&& call, const ProfileOptions& o) {
+std::vector<double> time_calls(F&& call, const ProfileOptions& o) {
   for (int i = 0; i < o.warmup; ++i) call();
   sync(o.device);
   std::vector<double> ms;
@@ -48,7 +50,13 @@ double time_median(F&& call, const ProfileOptions& o) {
     total += t;
     if (ms.size() > 100000) break;
   }
-  return statistic(ms, o.fastest);
+  return ms;
+}
+
+// The median (or fastest) milliseconds of `call`.
+template <typename F>
+double time_median(F&& call, const ProfileOptions& o) {
+  return statistic(time_calls(std::forward<F>(call), o), o.fastest);
 }
 
 std::vector<std::int64_t> batched(std::int64_t b, const Shape& s) {
@@ -99,16 +107,13 @@ std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::
     module->eval();
     auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
     std::vector<double> layer_ms;
-    for (int i = 0; i < o.warmup; ++i) module->forward_timed(x, layer_ms);
     std::vector<std::vector<double>> reps(net.layers.size());
-    double total = 0;
-    for (int rep = 0; rep < o.min_reps || total < o.min_ms; ++rep) {
-      auto t0 = Clock::now();
+    std::size_t calls = 0;  // the first o.warmup calls are warm-up: their layer times are not kept
+    time_calls([&] {
       module->forward_timed(x, layer_ms);
-      total += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (calls++ < static_cast<std::size_t>(std::max(0, o.warmup))) return;
       for (std::size_t i = 0; i < layer_ms.size(); ++i) reps[i].push_back(layer_ms[i]);
-      if (rep > 100000) break;
-    }
+    }, o);
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
       if (!table.ms.count(keys[i])) found[keys[i]].push_back(statistic(reps[i], o.fastest));
     }
