@@ -92,6 +92,7 @@ void SearchSpace::validate(const Architecture& arch) const {
 }
 
 namespace {
+const std::string kReluConvBn = "relu_conv_bn";
 bool is_active(const detail::SpaceImpl& sp, const Architecture& a, std::size_t d) {
   const Owner& ow = sp.owners[d];
   switch (ow.kind) {
@@ -487,7 +488,7 @@ class Resolver {
       if (ch < 1 || ch > (1 << 20)) fail(p, fmt::format("expected channels in [1, 2^20], found {}", ch));
     }
     std::vector<int> state;
-    const OpDef& rcb = find_op("relu_conv_bn");
+    const OpDef& rcb = find_op(kReluConvBn);  // a named string: gcc 13 warns of a reference bound through a temporary
     auto preprocess = [&](int src, const std::string& nm) {
       const Shape s = shape_of(src);
       if (s.size() != 3) fail(item.path, fmt::format("a cell input must be an image [C,H,W], found {}", shape_to_string(s)));

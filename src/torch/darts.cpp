@@ -11,6 +11,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -34,11 +35,14 @@ using ::torch::Tensor;
 constexpr std::uint32_t kUndecided = std::numeric_limits<std::uint32_t>::max();
 
 // The SGD momentum buffer of `p`, or an undefined tensor before the first step. LibTorch 1.13
-// keys optimiser state by the TensorImpl address as a string, 2.x by the address itself.
+// keys optimiser state by the TensorImpl address as a string (what streaming the pointer
+// prints; c10::guts::to_string, which did that, is gone in 2.x), 2.x by the address itself.
 template <typename Map>
 auto find_state(Map& state, const Tensor& p) {
   if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    return state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    std::ostringstream key;
+    key << p.unsafeGetTensorImpl();
+    return state.find(key.str());
   } else {
     return state.find(p.unsafeGetTensorImpl());
   }
