@@ -6,7 +6,7 @@
 // `alone` times each layer by itself (300 profiling networks' layers by default); `in-network`
 // times the layers inside whole networks (30 profiling networks by default). A test network
 // holding a layer the samples missed is profiled lazily, and counted: in-network, its own
-// timing then feeds its prediction.
+// timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
     if (argc > 9) po.min_reps = std::stoi(argv[9]);  // fewer for networks that take a second a call
     // NASFORGE_LUT_DEFAULT_MALLOC=1: leave glibc's malloc as it is (to compare).
     if (std::getenv("NASFORGE_LUT_DEFAULT_MALLOC")) po.reuse_freed_memory = false;
+    // NASFORGE_LUT_DEVICE=cuda (or cuda:N): profile and measure on a GPU.
+    if (const char* d = std::getenv("NASFORGE_LUT_DEVICE")) po.device = nasforge::parse_device(d), po.device_name = d;
     auto t0 = std::chrono::steady_clock::now();
     auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

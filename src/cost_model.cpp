@@ -201,22 +201,49 @@ std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, Ener
   return std::make_unique<EnergyModel>(space, constants, batch);
 }
 
-double measure_cpu_energy_mj(const std::function<void()>& work) {
-  namespace fs = std::filesystem;
-  const fs::path root = "/sys/class/powercap";
-  std::vector<fs::path> domains;  // package domains: intel-rapl:0, intel-rapl:1, ...
-  std::error_code ec;
-  if (fs::exists(root, ec)) {
-    for (const auto& e : fs::directory_iterator(root, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("intel-rapl:", 0) == 0 && n.find(':', 11) == std::string::npos) domains.push_back(e.path());
+class EnergyCounter::Impl {
+ public:
+  virtual ~Impl() = default;
+  virtual double read_mj() = 0;
+  std::string name;
+};
+
+namespace {
+// RAPL: the package domains intel-rapl:0, intel-rapl:1, ... (AMD exposes its packages there
+// too), each a microjoule counter that wraps at max_energy_range_uj.
+class RaplCounter final : public EnergyCounter::Impl {
+ public:
+  RaplCounter() {
+    namespace fs = std::filesystem;
+    const fs::path root = "/sys/class/powercap";
+    std::error_code ec;
+    if (fs::exists(root, ec)) {
+      for (const auto& e : fs::directory_iterator(root, ec)) {
+        const std::string n = e.path().filename().string();
+        if (n.rfind("intel-rapl:", 0) == 0 && n.find(':', 11) == std::string::npos) domains_.push_back(e.path());
+      }
     }
+    if (domains_.empty()) {
+      throw NotFound("measured CPU energy is not available here: no RAPL package domain under /sys/class/powercap "
+                     "(a virtual machine, a CPU without RAPL, or powercap not enabled)");
+    }
+    for (const auto& d : domains_) {
+      range_.push_back(read(d, "max_energy_range_uj"));
+      last_.push_back(read(d, "energy_uj"));
+    }
+    name = fmt::format("cpu (RAPL, {} package{})", domains_.size(), domains_.size() == 1 ? "" : "s");
   }
-  if (domains.empty()) {
-    throw NotFound("measured CPU energy is not available here: no RAPL package domain under /sys/class/powercap "
-                   "(a virtual machine, a CPU without RAPL, or powercap not enabled)");
+  double read_mj() override {
+    for (std::size_t i = 0; i < domains_.size(); ++i) {
+      const double now = read(domains_[i], "energy_uj");
+      total_uj_ += now >= last_[i] ? now - last_[i] : now + range_[i] - last_[i];  // the counter wrapped
+      last_[i] = now;
+    }
+    return total_uj_ * 1e-3;
   }
-  auto read = [&](const fs::path& d, const char* file) {
+
+ private:
+  static double read(const std::filesystem::path& d, const char* file) {
     std::ifstream in(d / file);
     double v = -1;
     if (!(in >> v)) {
@@ -224,23 +251,16 @@ double measure_cpu_energy_mj(const std::function<void()>& work) {
                                  (d / file).string()));
     }
     return v;
-  };
-  std::vector<double> before, range;
-  for (const auto& d : domains) before.push_back(read(d, "energy_uj")), range.push_back(read(d, "max_energy_range_uj"));
-  work();
-  double uj = 0;
-  for (std::size_t i = 0; i < domains.size(); ++i) {
-    double after = read(domains[i], "energy_uj");
-    uj += after >= before[i] ? after - before[i] : after + range[i] - before[i];  // the counter wraps
   }
-  return uj * 1e-3;
-}
+  std::vector<std::filesystem::path> domains_;
+  std::vector<double> range_, last_;
+  double total_uj_ = 0;
+};
 
-namespace {
-// The few NVML entry points used, resolved from the driver's library at run time.
-class Nvml {
+// NVML: the few entry points used, resolved from the driver's library at run time.
+class NvmlCounter final : public EnergyCounter::Impl {
  public:
-  Nvml() {
+  explicit NvmlCounter(unsigned index) {
     lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib_) {
       throw NotFound("measured GPU energy is not available here: libnvidia-ml.so.1 (the NVIDIA driver's NVML) cannot be "
@@ -248,35 +268,34 @@ class Nvml {
     }
     init_ = sym<int (*)()>("nvmlInit_v2");
     shutdown_ = sym<int (*)()>("nvmlShutdown");
-    handle_ = sym<int (*)(unsigned, void**)>("nvmlDeviceGetHandleByIndex_v2");
+    auto handle = sym<int (*)(unsigned, void**)>("nvmlDeviceGetHandleByIndex_v2");
     energy_ = sym<int (*)(void*, unsigned long long*)>("nvmlDeviceGetTotalEnergyConsumption");
     error_ = sym<const char* (*)(int)>("nvmlErrorString");
     check(init_(), "nvmlInit_v2");
     initialised_ = true;
+    check(handle(index, &device_), fmt::format("nvmlDeviceGetHandleByIndex_v2({})", index));
+    origin_ = raw();
+    name = fmt::format("gpu {} (NVML)", index);
   }
-  Nvml(const Nvml&) = delete;
-  Nvml& operator=(const Nvml&) = delete;
-  ~Nvml() {
+  NvmlCounter(const NvmlCounter&) = delete;
+  NvmlCounter& operator=(const NvmlCounter&) = delete;
+  ~NvmlCounter() override {
     if (initialised_) shutdown_();
     if (lib_) dlclose(lib_);
   }
-  void* device(unsigned index) {
-    void* h = nullptr;
-    check(handle_(index, &h), fmt::format("nvmlDeviceGetHandleByIndex_v2({})", index));
-    return h;
-  }
-  unsigned long long energy_mj(void* device) {
-    unsigned long long mj = 0;
-    check(energy_(device, &mj), "nvmlDeviceGetTotalEnergyConsumption (needs a Volta or newer GPU)");
-    return mj;
-  }
+  double read_mj() override { return static_cast<double>(raw() - origin_); }
 
  private:
+  unsigned long long raw() {  // a 64-bit millijoule counter since the driver loaded
+    unsigned long long mj = 0;
+    check(energy_(device_, &mj), "nvmlDeviceGetTotalEnergyConsumption (needs a Volta or newer GPU)");
+    return mj;
+  }
   template <typename F>
-  F sym(const char* name) {
-    void* f = dlsym(lib_, name);
+  F sym(const char* symbol) {
+    void* f = dlsym(lib_, symbol);
     if (!f) {
-      throw NotFound(fmt::format("measured GPU energy is not available here: the driver's NVML lacks {}", name));
+      throw NotFound(fmt::format("measured GPU energy is not available here: the driver's NVML lacks {}", symbol));
     }
     return reinterpret_cast<F>(f);
   }
@@ -288,21 +307,36 @@ class Nvml {
   }
   void* lib_ = nullptr;
   bool initialised_ = false;
+  void* device_ = nullptr;
+  unsigned long long origin_ = 0;
   int (*init_)() = nullptr;
   int (*shutdown_)() = nullptr;
-  int (*handle_)(unsigned, void**) = nullptr;
   int (*energy_)(void*, unsigned long long*) = nullptr;
   const char* (*error_)(int) = nullptr;
 };
 }  // namespace
 
-double measure_gpu_energy_mj(const std::function<void()>& work, unsigned device) {
-  Nvml nvml;
-  void* h = nvml.device(device);
-  const unsigned long long before = nvml.energy_mj(h);
+EnergyCounter::EnergyCounter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EnergyCounter::EnergyCounter(EnergyCounter&&) noexcept = default;
+EnergyCounter& EnergyCounter::operator=(EnergyCounter&&) noexcept = default;
+EnergyCounter::~EnergyCounter() = default;
+EnergyCounter EnergyCounter::cpu() { return EnergyCounter(std::make_unique<RaplCounter>()); }
+EnergyCounter EnergyCounter::gpu(unsigned device) { return EnergyCounter(std::make_unique<NvmlCounter>(device)); }
+double EnergyCounter::read_mj() { return impl_->read_mj(); }
+const std::string& EnergyCounter::name() const { return impl_->name; }
+
+double measure_cpu_energy_mj(const std::function<void()>& work) {
+  auto counter = EnergyCounter::cpu();
+  const double before = counter.read_mj();
   work();
-  const unsigned long long after = nvml.energy_mj(h);
-  return static_cast<double>(after - before);  // a 64-bit millijoule counter since the driver loaded
+  return counter.read_mj() - before;
+}
+
+double measure_gpu_energy_mj(const std::function<void()>& work, unsigned device) {
+  auto counter = EnergyCounter::gpu(device);
+  const double before = counter.read_mj();
+  work();
+  return counter.read_mj() - before;
 }
 
 std::unique_ptr<CostModel> make_lut_cost_model(const SearchSpace& space, LatencyTable table) {

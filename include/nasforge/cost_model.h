@@ -75,6 +75,36 @@ struct EnergyConstants {
 std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, EnergyConstants constants = {},
                                                   std::int64_t batch = 1);
 
+/// A cumulative energy counter of this machine, read in millijoules from an arbitrary origin:
+/// the CPU packages' Linux powercap / RAPL counters (`/sys/class/powercap/intel-rapl:*`,
+/// wrap-around handled, all packages summed) or one NVIDIA GPU's NVML total-energy counter
+/// (`nvmlDeviceGetTotalEnergyConsumption`, Volta and newer; the driver's `libnvidia-ml.so.1`
+/// is loaded at run time, so nasforge needs no CUDA at build time). Hardware updates these
+/// counters in steps (RAPL about every 1 ms, NVML every few to 100 ms): read across a window
+/// much longer than a step, or align the window to steps (measure_energy in
+/// nasforge/torch/latency.h does). Opening one throws NotFound, saying "not available here"
+/// and why, where the platform does not expose it (virtual machines, no NVIDIA driver, no
+/// such device, no read permission). Not thread-safe; movable, not copyable.
+class EnergyCounter {
+ public:
+  /// The CPU packages' RAPL counters.
+  static EnergyCounter cpu();
+  /// NVIDIA GPU `device`'s NVML counter.
+  static EnergyCounter gpu(unsigned device = 0);
+  EnergyCounter(EnergyCounter&&) noexcept;
+  EnergyCounter& operator=(EnergyCounter&&) noexcept;
+  ~EnergyCounter();
+  /// Millijoules since an origin fixed when the counter was opened (non-decreasing).
+  double read_mj();
+  /// "cpu (RAPL, 2 packages)" or "gpu 0 (NVML)".
+  const std::string& name() const;
+  class Impl;
+
+ private:
+  explicit EnergyCounter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 /// Measured energy of the CPU package while running `work`, in millijoules, from Linux
 /// powercap / RAPL (`/sys/class/powercap/intel-rapl:*/energy_uj`). Throws NotFound, saying
 /// "not available here" and why, where the platform does not expose it (virtual machines,

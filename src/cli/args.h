@@ -57,6 +57,9 @@ struct Args {
   long long samples = 0, calibration = 20;  // samples 0: 300 layer-alone, 30 --in-network
   bool fastest = false;
   bool in_network = false;
+  std::string device = "cpu";  // cpu, cuda, cuda:N
+  bool energy = false;         // measure: energy per forward too
+  double energy_ms = 500;      // measure --energy: the counter window
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -112,6 +115,17 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.fastest = true;
     } else if (s == "--in-network") {
       a.in_network = true;
+    } else if (s == "--device") {
+      a.device = value(s);
+    } else if (s == "--energy") {
+      a.energy = true;
+    } else if (s == "--energy-ms") {
+      std::string v = value(s);
+      char* end = nullptr;
+      a.energy_ms = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0' || !(a.energy_ms >= 1 && a.energy_ms <= 600000)) {
+        throw UsageError(fmt::format("--energy-ms: expected milliseconds in [1, 600000], found \"{}\"", v));
+      }
     } else if (s == "--table") {
       a.table = value(s);
     } else if (s == "--target") {

@@ -110,13 +110,21 @@ Usage:
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
   nasforge profile --space FILE [--set K=V]... [--batch B] [--threads T] [--samples N]
-                   [--calibration N] [--fastest] [--in-network] --out LUT.json
+                   [--calibration N] [--fastest] [--in-network] [--device D] --out LUT.json
       Times every distinct layer of N random architectures (all, for a smaller space; default
       300) on this machine into a latency table, calibrated against N end-to-end measurements.
       --in-network times the layers inside those networks (default 30): the accurate way at
       larger batches (docs/predictors.md).
   nasforge measure --space FILE --arch ARCH [--set K=V]... [--batch B] [--threads T] [--fastest]
-      Times the architecture's network on this machine (median, or fastest, of the calls).
+                   [--device D] [--energy] [--energy-ms MS]
+  nasforge measure --space FILE --samples N --out CSV [--seed S] [--resume] [same options]
+      Times the architecture's network on this machine (median, or fastest, of the calls);
+      --energy adds its measured energy per forward (NVML on a CUDA device, RAPL on the CPU,
+      over a window of MS, default 500; an error says why where neither is available).
+      --samples measures N random architectures into a table (arch, latency_ms[, energy_mj,
+      watts]) that `predictor fit` reads, a row flushed as each is measured; --resume keeps
+      the rows already there.
+      D (profile too): cpu (default), cuda or cuda:N.
   nasforge --help | --version
 
 ARCH is the space's native string (NAS-Bench-201 `|nor_conv_3x3~0|+|...|`, FBNet op index
@@ -476,8 +484,16 @@ int cmd_predict(const Args& a) {
     fmt::print("{} {:.6g}\n", model->metric(), model->predict(space.parse_architecture(a.arch)));
     return 0;
   }
+  // A bare analytic or energy model ({"kind": "energy", "batch": 256, "mac_pj": ...}, as
+  // CostModel::to_json writes it): computed from the space itself, so no fingerprint to check.
+  if (!saved.is_discarded() && (saved.value("kind", "") == "analytic" || saved.value("kind", "") == "energy")) {
+    auto model = nasforge::load_cost_model(space, saved);
+    fmt::print("{} {:.6g}\n", model->metric(), model->predict(space.parse_architecture(a.arch)));
+    return 0;
+  }
   if (saved.is_discarded() || !saved.contains("predictor")) {
-    throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit` or `nasforge profile`", a.model));
+    throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit` or `nasforge profile`, "
+                                                "nor an analytic or energy cost model", a.model));
   }
   if (saved.value("/space/fingerprint"_json_pointer, std::string()) != space.fingerprint()) {
     throw nasforge::InvalidArgument(fmt::format("{}: fitted on space \"{}\" (fingerprint {}), not on {} ({})", a.model,

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -163,13 +164,77 @@ int cmd_extract(const Args& a) {
 void register_torch_extensions() { register_torch_predictors(); }
 
 namespace {
-ProfileOptions profile_options(const Args& a) {  // --batch, --threads (default 1), --fastest, --in-network
+// --batch, --threads (default 1), --fastest, --in-network, --device.
+ProfileOptions profile_options(const Args& a) {
   ProfileOptions po;
   po.batch = a.batch;
   po.threads = a.threads > 0 ? static_cast<int>(a.threads) : 1;
   po.fastest = a.fastest;
   po.in_network = a.in_network;
+  po.device = parse_device(a.device);
+  if (po.device.is_cuda()) po.device_name = a.device;
   return po;
+}
+
+// An architecture as a CSV cell: the space's native string, else its JSON array, quoted.
+std::string csv_arch(const SearchSpace& space, const Architecture& arch) {
+  if (space.native_format()) return space.to_native(arch);
+  std::string s = "\"";
+  for (char c : arch.to_string()) s += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return s + "\"";
+}
+
+// measure --samples N --out CSV: N distinct random architectures (seeded), one row each,
+// written and flushed as measured; --resume keeps the rows already in CSV and measures the rest.
+int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions& po) {
+  namespace fs = std::filesystem;
+  const auto n = static_cast<std::size_t>(a.samples);
+  if (const auto size = space.size().value; size && *size < n) {
+    throw UsageError(fmt::format("measure: --samples {} exceeds the {} architectures of {}", n, *size, space.name()));
+  }
+  Rng rng(a.seed);
+  std::vector<Architecture> archs;
+  std::set<std::string> seen;
+  while (archs.size() < n) {
+    auto arch = space.sample(rng);
+    if (seen.insert(csv_arch(space, arch)).second) archs.push_back(std::move(arch));
+  }
+  const std::string header = a.energy ? "arch,latency_ms,energy_mj,watts" : "arch,latency_ms";
+  std::set<std::string> done;
+  if (a.resume && fs::exists(a.out)) {
+    std::ifstream in(a.out);
+    std::string line;
+    if (!std::getline(in, line) || line != header) {
+      throw InvalidArgument(fmt::format("{}: cannot resume: expected the header \"{}\", found \"{}\"", a.out, header, line));
+    }
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      // The architecture cell: up to the first comma, or a quoted JSON array (no quotes inside).
+      done.insert(line[0] == '"' ? line.substr(0, line.find('"', 1) + 1) : line.substr(0, line.find(',')));
+    }
+  }
+  std::ofstream out(a.out, done.empty() ? std::ios::trunc : std::ios::app);
+  if (!out) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
+  if (done.empty()) out << header << "\n" << std::flush;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::size_t measured = 0;
+  for (const auto& arch : archs) {
+    const std::string cell = csv_arch(space, arch);
+    if (done.count(cell)) continue;
+    const auto net = space.resolve(arch);
+    std::string row = cell + fmt::format(",{:.5f}", measure_latency_ms(net, po));
+    if (a.energy) {
+      const auto e = measure_energy(net, po, a.energy_ms);
+      row += fmt::format(",{:.4f},{:.2f}", e.mj_per_call, e.watts);
+    }
+    out << row << "\n" << std::flush;  // whole rows only: an interrupted run resumes cleanly
+    if (!out) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
+    ++measured;
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("measured {} architecture(s) of {} ({} already in the table) at batch {} on {} ({} thread(s)) in {:.1f} s; "
+             "written to {}\n", measured, space.name(), done.size(), po.batch, a.device, po.threads, s, a.out);
+  return 0;
 }
 }  // namespace
 
@@ -186,20 +251,37 @@ int cmd_profile(const Args& a) {
   std::ofstream f(a.out);
   f << out.dump(1) << "\n";
   if (!f) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
-  fmt::print("profiled {} layer configurations of {} at batch {} on {} thread(s) ({}) in {:.1f} s; calibration {:.3f} ms "
-             "+ {:.3f} x sum; written to {}\n",
-             table.ms.size(), space.name(), po.batch, po.threads, po.in_network ? "inside networks" : "alone", s,
+  fmt::print("profiled {} layer configurations of {} at batch {} on {} ({} thread(s), {}) in {:.1f} s; calibration "
+             "{:.3f} ms + {:.3f} x sum; written to {}\n",
+             table.ms.size(), space.name(), po.batch, a.device, po.threads, po.in_network ? "inside networks" : "alone", s,
              table.fixed_ms, table.scale, a.out);
   return 0;
 }
 
 int cmd_measure(const Args& a) {
-  if (a.space.empty() || a.arch.empty()) throw UsageError("measure: expected --space FILE --arch ARCH");
+  if (a.space.empty()) throw UsageError("measure: expected --space FILE");
+  if (a.arch.empty() == (a.samples == 0)) {
+    throw UsageError("measure: expected either --arch ARCH (one network) or --samples N --out CSV (a table)");
+  }
   auto space = SearchSpace::from_file(a.space, a.overrides);
   const ProfileOptions po = profile_options(a);
-  const double ms = measure_latency_ms(space.resolve(space.parse_architecture(a.arch)), po);
-  fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls)\n", ms, po.batch, po.threads,
-             po.fastest ? "fastest" : "median", po.min_reps);
+  if (a.energy) {  // fail before measuring anything where there is no energy counter
+    const auto index = static_cast<unsigned>(po.device.has_index() ? po.device.index() : 0);
+    (void)(po.device.is_cuda() ? EnergyCounter::gpu(index) : EnergyCounter::cpu());
+  }
+  if (a.samples > 0) {
+    if (a.out.empty()) throw UsageError("measure --samples: expected --out CSV");
+    return measure_table(a, space, po);
+  }
+  const auto net = space.resolve(space.parse_architecture(a.arch));
+  const double ms = measure_latency_ms(net, po);
+  fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls, on {})\n", ms, po.batch, po.threads,
+             po.fastest ? "fastest" : "median", po.min_reps, a.device);
+  if (a.energy) {
+    const auto e = measure_energy(net, po, a.energy_ms);
+    fmt::print("energy_mj {:.4f} per forward ({:.1f} W over {} forwards of {:.3f} ms; {})\n", e.mj_per_call, e.watts,
+               e.calls, e.ms_per_call, e.counter);
+  }
   return 0;
 }
 

@@ -78,6 +78,79 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   return time_median([&] { module->forward(x); }, o);
 }
 
+::torch::Device parse_device(const std::string& name) {
+  if (name != "cpu" && name != "cuda" && name.rfind("cuda:", 0) != 0) {
+    throw InvalidArgument(fmt::format("device: expected cpu, cuda or cuda:N, found \"{}\"", name));
+  }
+  if (name == "cpu") return ::torch::kCPU;
+  int index = 0;
+  if (name.size() >= 5) {  // "cuda:" and a number
+    const std::string digits = name.substr(5);
+    if (digits.empty() || digits.size() > 4 || digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw InvalidArgument(fmt::format("device: expected cuda:N with N a device index, found \"{}\"", name));
+    }
+    index = std::stoi(digits);
+  }
+  const auto count = static_cast<int>(::torch::cuda::device_count());
+  if (index >= count) {
+    throw NotFound(count == 0 ? fmt::format("device {}: LibTorch sees no CUDA device here (a CPU-only LibTorch, no "
+                                            "NVIDIA driver, or CUDA_VISIBLE_DEVICES empty)", name)
+                              : fmt::format("device {}: LibTorch sees {} CUDA device(s) here, numbered from 0", name, count));
+  }
+  return {::torch::kCUDA, static_cast<::torch::DeviceIndex>(index)};
+}
+
+EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& o, double window_ms) {
+  NASFORGE_CHECK(window_ms > 0, "measure_energy: expected window_ms > 0, found {}", window_ms);
+  EnergyCounter counter = o.device.is_cuda()
+      ? EnergyCounter::gpu(static_cast<unsigned>(o.device.has_index() ? o.device.index() : 0))
+      : EnergyCounter::cpu();
+  if (o.reuse_freed_memory) reuse_freed_memory();
+  detail::ThreadScope threads(o.threads, /*blas=*/true);
+  ::torch::NoGradGuard no_grad;
+  Network module(net);
+  module->to(o.device);
+  module->eval();
+  auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
+  auto call = [&] {
+    module->forward(x);
+    sync(o.device);
+  };
+  for (int i = 0; i < std::max(1, o.warmup); ++i) call();
+  // Run until the counter steps (at most one more window): the window opens on a step.
+  const auto limit = [&](Clock::time_point since) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - since).count() >= window_ms;
+  };
+  double e0 = counter.read_mj();
+  for (auto t = Clock::now(); !limit(t);) {
+    call();
+    const double e = counter.read_mj();
+    if (e != e0) {
+      e0 = e;
+      break;
+    }
+  }
+  const auto start = Clock::now();
+  std::int64_t calls = 0;
+  while (!limit(start)) call(), ++calls;
+  // ... and closes on the next step after window_ms (again at most one more window).
+  double e1 = counter.read_mj();
+  const double at_window = e1;
+  for (auto t = Clock::now(); !limit(t) && e1 == at_window; e1 = counter.read_mj()) call(), ++calls;
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  if (!(e1 > e0)) {
+    throw NotFound(fmt::format("measured energy is not available here: {} did not advance in {:.0f} ms of {} forwards",
+                               counter.name(), ms, calls));
+  }
+  EnergyMeasurement m;
+  m.calls = calls;
+  m.mj_per_call = (e1 - e0) / static_cast<double>(calls);
+  m.ms_per_call = ms / static_cast<double>(calls);
+  m.watts = (e1 - e0) / ms;  // mJ / ms = W
+  m.counter = counter.name();
+  return m;
+}
+
 namespace {
 // The in-network profiler: every network holding a layer the table lacks runs whole under
 // Network::forward_timed for the usual repetitions; each such layer's statistic (median or

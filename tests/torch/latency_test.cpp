@@ -111,4 +111,46 @@ TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits
   EXPECT_LT(expected_latency_ms(*net, t).item<double>(), e.item<double>());
 }
 
+TEST(Latency, DevicesAreParsedAndCheckedWithClearErrors) {
+  EXPECT_EQ(parse_device("cpu"), ::torch::Device(::torch::kCPU));
+  EXPECT_THROW(parse_device("gpu"), InvalidArgument);
+  EXPECT_THROW(parse_device("cuda:"), InvalidArgument);
+  EXPECT_THROW(parse_device("cuda:x"), InvalidArgument);
+  EXPECT_THROW(parse_device("cuda:99999"), InvalidArgument);
+  EXPECT_THROW(parse_device("cuda:4096"), NotFound);  // no machine has that many
+  if (::torch::cuda::is_available()) {
+    EXPECT_EQ(parse_device("cuda"), ::torch::Device(::torch::kCUDA, 0));
+  } else {
+    try {
+      parse_device("cuda");
+      ADD_FAILURE() << "cuda accepted where LibTorch sees no CUDA device";
+    } catch (const NotFound& e) {
+      EXPECT_NE(std::string(e.what()).find("sees no CUDA device"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Latency, MeasuredEnergyOfANetworkOrAClearNotAvailable) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  Rng rng(2);
+  const auto net = space.resolve(space.sample(rng));
+  ProfileOptions o;
+  o.warmup = 1;
+  for (const bool gpu : {false, true}) {
+    if (gpu && !::torch::cuda::is_available()) continue;
+    o.device = gpu ? ::torch::Device(::torch::kCUDA, 0) : ::torch::Device(::torch::kCPU);
+    try {
+      const auto e = measure_energy(net, o, /*window_ms=*/250);
+      EXPECT_GT(e.mj_per_call, 0.0);
+      EXPECT_GT(e.calls, 0);
+      EXPECT_GT(e.watts, 1.0);  // a whole CPU package or GPU draws watts
+      EXPECT_LT(e.watts, 5000.0);
+      EXPECT_NEAR(e.mj_per_call, e.watts * e.ms_per_call, 1e-6 * e.mj_per_call);
+    } catch (const NotFound& e) {  // no RAPL (virtual machines), no NVML
+      EXPECT_NE(std::string(e.what()).find("not available here"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(measure_energy(net, o, 0), InvalidArgument);
+}
+
 }  // namespace nasforge

@@ -61,6 +61,27 @@ struct ProfileOptions {
 /// Median milliseconds of one eval-mode, no-grad forward of `net` at `options.batch`.
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& options);
 
+/// Energy of one forward, measured (measure_energy).
+struct EnergyMeasurement {
+  double mj_per_call = 0;  ///< millijoules per forward: the whole device's draw, idle power included
+  double ms_per_call = 0;  ///< wall milliseconds per forward over the same window
+  double watts = 0;        ///< mean power over the window
+  std::int64_t calls = 0;  ///< forwards in the window
+  std::string counter;     ///< which counter (EnergyCounter::name)
+};
+
+/// Measured energy of one eval-mode, no-grad forward of `net` at `options.batch` on
+/// `options.device`: a CUDA device's NVML counter, else the CPU packages' RAPL counters
+/// (EnergyCounter in nasforge/cost_model.h). After the warm-up, forwards run back to back for
+/// at least `window_ms`; the window starts and ends where the counter steps (it advances in
+/// steps of up to ~100 ms on GPUs), so quantisation costs at most one forward at each end.
+/// Throws NotFound ("not available here", and why) where the device exposes no counter.
+EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& options, double window_ms = 500);
+
+/// `cpu`, `cuda` or `cuda:N` as a device, checked: InvalidArgument naming what was expected and
+/// what arrived, NotFound where LibTorch sees no such CUDA device here.
+::torch::Device parse_device(const std::string& name);
+
 /// Profiles the layers of `nets` that `table` lacks (their keys: layer_key): alone, or — with
 /// `in_network`, or when `table` was profiled that way (LatencyTable::in_network) — inside the
 /// networks holding them.
