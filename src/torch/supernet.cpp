@@ -588,7 +588,9 @@ void SupernetImpl::save_checkpoint(const std::string& path, const ::torch::optim
   }
   auto put = [&](const char* key, const ::torch::optim::Optimizer* opt) {
     if (!opt) return;
-    ::torch::serialize::OutputArchive sub;
+    // In the parent's compilation unit, as LibTorch's own nested archives are: one of its own
+    // dies with `sub`, before save_to() walks the types (suspected of the segfault on 2.11).
+    ::torch::serialize::OutputArchive sub(archive.compilation_unit());
     opt->save(sub);
     archive.write(key, sub);
   };
