@@ -6,7 +6,8 @@
 // `alone` times each layer by itself (300 profiling networks' layers by default); `in-network`
 // times the layers inside whole networks (30 profiling networks by default). A test network
 // holding a layer the samples missed is profiled lazily, and counted: in-network, its own
-// timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU.
+// timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU. It also reports
+// the other calibration fit (affine or scale only) on the same measurements.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -48,13 +49,15 @@ int main(int argc, char** argv) {
     if (argc > 9) po.min_reps = std::stoi(argv[9]);  // fewer for networks that take a second a call
     // NASFORGE_LUT_DEFAULT_MALLOC=1: leave glibc's malloc as it is (to compare).
     if (std::getenv("NASFORGE_LUT_DEFAULT_MALLOC")) po.reuse_freed_memory = false;
+    // NASFORGE_LUT_AFFINE=1: calibrate fixed_ms + scale (Theil-Sen) instead of the scale alone.
+    if (std::getenv("NASFORGE_LUT_AFFINE")) po.calibration_fit = nasforge::CalibrationFit::kAffine;
     // NASFORGE_LUT_DEVICE=cuda (or cuda:N): profile and measure on a GPU.
     if (const char* d = std::getenv("NASFORGE_LUT_DEVICE")) po.device = nasforge::parse_device(d), po.device_name = d;
     auto t0 = std::chrono::steady_clock::now();
     auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nasforge::Rng rng(12345);  // test networks: another seed than the profiling samples
-    std::vector<double> predicted, measured;
+    std::vector<double> predicted, measured, layers;
     std::size_t lazy = 0;
     std::vector<double> covered_predicted, covered_measured;  // networks whose layers the samples covered
     for (std::size_t i = 0; i < n; ++i) {
@@ -64,12 +67,14 @@ int main(int argc, char** argv) {
       const bool new_layers = lut.ms.size() > entries;
       lazy += new_layers;
       predicted.push_back(lut.predict(net));
+      layers.push_back(lut.layers_ms(net));
       measured.push_back(nasforge::measure_latency_ms(net, po));
       if (!new_layers) covered_predicted.push_back(predicted.back()), covered_measured.push_back(measured.back());
     }
     auto q = nasforge::prediction_quality(predicted, measured);
-    if (std::getenv("NASFORGE_LUT_DUMP")) {
-      for (std::size_t i = 0; i < n; ++i) fmt::print("{:.3f} {:.3f}\n", predicted[i], measured[i]);
+    if (std::getenv("NASFORGE_LUT_DUMP")) {  // calibration, then test: layers sum, predicted, measured
+      for (const auto& p : lut.calibration) fmt::print("calibration {:.3f} {:.3f}\n", p.layers_ms, p.measured_ms);
+      for (std::size_t i = 0; i < n; ++i) fmt::print("test {:.3f} {:.3f} {:.3f}\n", layers[i], predicted[i], measured[i]);
     }
     double lo = *std::min_element(measured.begin(), measured.end()), hi = *std::max_element(measured.begin(), measured.end());
     fmt::print("{} batch {} threads {} ({}, {}): {} layer entries from {} networks, profiled in {:.0f} s, calibration "
@@ -78,6 +83,18 @@ int main(int argc, char** argv) {
                lut.ms.size(), samples, profile_s, lut.fixed_ms, lut.scale, n, lo, hi, lazy);
     fmt::print("spearman {:.4f}  kendall {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", q.spearman, q.kendall,
                100 * q.within_10pct, 100 * q.mape);
+    // The other calibration fit on the same calibration points and test measurements.
+    nasforge::LatencyTable other = lut;
+    const auto wanted = po.calibration_fit == nasforge::CalibrationFit::kScale ? nasforge::CalibrationFit::kAffine
+                                                                               : nasforge::CalibrationFit::kScale;
+    const auto fit = other.fit_calibration(wanted);
+    std::vector<double> refit;
+    for (double l : layers) refit.push_back(other.fixed_ms + other.scale * l);
+    auto r = nasforge::prediction_quality(refit, measured);
+    fmt::print("refitted {} ({:.3f} ms + {:.3f} x sum): spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n",
+               wanted == fit ? (fit == nasforge::CalibrationFit::kAffine ? "affine" : "scale only")
+                             : "affine (fell back to scale only)", other.fixed_ms, other.scale, r.spearman,
+               100 * r.within_10pct, 100 * r.mape);
     if (lazy > 0 && covered_measured.size() >= 2) {
       auto c = nasforge::prediction_quality(covered_predicted, covered_measured);
       fmt::print("the {} networks the samples covered: spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n",

@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -158,7 +160,53 @@ std::string layer_key(const ConcreteNetwork& net, std::size_t i) {
   return k;
 }
 
-double LatencyTable::predict(const ConcreteNetwork& net) const {
+double LatencyTable::predict(const ConcreteNetwork& net) const { return fixed_ms + scale * layers_ms(net); }
+
+namespace {
+double median_of(std::vector<double> v) {  // the upper median; v not empty
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+}  // namespace
+
+CalibrationFit LatencyTable::fit_calibration(CalibrationFit fit) {
+  std::vector<CalibrationPoint> pts;
+  for (const auto& p : calibration) {
+    if (p.layers_ms > 0 && p.measured_ms > 0 && std::isfinite(p.layers_ms) && std::isfinite(p.measured_ms)) pts.push_back(p);
+  }
+  if (pts.empty()) return fit;
+  if (fit == CalibrationFit::kAffine && pts.size() >= 4) {
+    double lo = pts[0].layers_ms, hi = lo;
+    for (const auto& p : pts) lo = std::min(lo, p.layers_ms), hi = std::max(hi, p.layers_ms);
+    if (hi >= 1.5 * lo) {
+      std::vector<double> slopes;
+      for (std::size_t i = 0; i < pts.size(); ++i) {
+        for (std::size_t j = i + 1; j < pts.size(); ++j) {
+          const double dx = pts[j].layers_ms - pts[i].layers_ms;
+          if (std::abs(dx) > 1e-12 * hi) slopes.push_back((pts[j].measured_ms - pts[i].measured_ms) / dx);
+        }
+      }
+      if (!slopes.empty()) {
+        const double slope = median_of(slopes);
+        std::vector<double> intercepts;
+        for (const auto& p : pts) intercepts.push_back(p.measured_ms - slope * p.layers_ms);
+        const double intercept = median_of(intercepts);
+        if (slope > 0 && intercept >= 0) {
+          scale = slope;
+          fixed_ms = intercept;
+          return CalibrationFit::kAffine;
+        }
+      }
+    }
+  }
+  std::vector<double> ratio;
+  for (const auto& p : pts) ratio.push_back(p.measured_ms / p.layers_ms);
+  scale = median_of(ratio);
+  fixed_ms = 0;
+  return CalibrationFit::kScale;
+}
+
+double LatencyTable::layers_ms(const ConcreteNetwork& net) const {
   double total = 0;
   for (std::size_t i = 0; i < net.layers.size(); ++i) {
     const std::string key = layer_key(net, i);
@@ -169,12 +217,17 @@ double LatencyTable::predict(const ConcreteNetwork& net) const {
     }
     total += it->second;
   }
-  return fixed_ms + scale * total;
+  return total;
 }
 
 nlohmann::json LatencyTable::to_json() const {
+  nlohmann::json points = nlohmann::json::array();
+  for (const auto& p : calibration) {
+    if (std::isfinite(p.layers_ms) && std::isfinite(p.measured_ms)) points.push_back({p.layers_ms, p.measured_ms});
+  }
   return {{"batch", batch}, {"threads", threads}, {"fixed_ms", fixed_ms}, {"scale", scale},
-          {"device", device}, {"timing", in_network ? "in-network" : "alone"}, {"layers", ms}};
+          {"device", device}, {"timing", in_network ? "in-network" : "alone"}, {"layers", ms},
+          {"calibration", points}};
 }
 
 LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
@@ -191,8 +244,23 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
     }
     t.in_network = timing == "in-network";
     t.ms = j.at("layers").get<std::map<std::string, double>>();
+    if (j.contains("calibration")) {  // [[layers_ms, measured_ms], ...]; absent in older tables
+      const auto& points = j.at("calibration");
+      if (!points.is_array()) {
+        throw InvalidArgument(fmt::format("latency table: \"calibration\": expected an array of [layers_ms, measured_ms], "
+                                          "found {}", points.dump()));
+      }
+      for (std::size_t i = 0; i < points.size(); ++i) {
+        const auto& p = points[i];
+        if (!p.is_array() || p.size() != 2 || !p[0].is_number() || !p[1].is_number()) {
+          throw InvalidArgument(fmt::format("latency table: calibration[{}]: expected [layers_ms, measured_ms], found {}",
+                                            i, p.dump()));
+        }
+        t.calibration.push_back({p[0].get<double>(), p[1].get<double>()});
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
-    throw InvalidArgument(fmt::format("latency table: expected batch, threads, fixed_ms, scale and layers: {}", e.what()));
+    throw InvalidArgument(fmt::format("latency table: expected batch, threads, fixed_ms, scale and layers (and optionally calibration: [[layers_ms, measured_ms], ...]): {}", e.what()));
   }
   return t;
 }
@@ -220,9 +288,14 @@ class RaplCounter final : public EnergyCounter::Impl {
     if (fs::exists(root, ec)) {
       for (const auto& e : fs::directory_iterator(root, ec)) {
         const std::string n = e.path().filename().string();
-        if (n.rfind("intel-rapl:", 0) == 0 && n.find(':', 11) == std::string::npos) domains_.push_back(e.path());
+        if (n.rfind("intel-rapl:", 0) != 0 || n.find(':', 11) != std::string::npos) continue;  // a top-level zone
+        std::ifstream kind(e.path() / "name");
+        std::string zone;
+        kind >> zone;
+        if (zone.rfind("package", 0) == 0) domains_.push_back(e.path());  // not psys: it holds a package
       }
     }
+    std::sort(domains_.begin(), domains_.end());
     if (domains_.empty()) {
       throw NotFound("measured CPU energy is not available here: no RAPL package domain under /sys/class/powercap "
                      "(a virtual machine, a CPU without RAPL, or powercap not enabled)");
@@ -260,32 +333,47 @@ class RaplCounter final : public EnergyCounter::Impl {
 // NVML: the few entry points used, resolved from the driver's library at run time.
 class NvmlCounter final : public EnergyCounter::Impl {
  public:
-  explicit NvmlCounter(unsigned index) {
-    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!lib_) {
-      throw NotFound("measured GPU energy is not available here: libnvidia-ml.so.1 (the NVIDIA driver's NVML) cannot be "
-                     "loaded (no NVIDIA driver on this machine)");
+  // The GPU with NVML index `index`, or with UUID `uuid` where that is not empty.
+  NvmlCounter(unsigned index, const std::string& uuid) {
+    try {
+      lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+      if (!lib_) {
+        throw NotFound("measured GPU energy is not available here: libnvidia-ml.so.1 (the NVIDIA driver's NVML) cannot "
+                       "be loaded (no NVIDIA driver on this machine)");
+      }
+      init_ = sym<int (*)()>("nvmlInit_v2");
+      shutdown_ = sym<int (*)()>("nvmlShutdown");
+      energy_ = sym<int (*)(void*, unsigned long long*)>("nvmlDeviceGetTotalEnergyConsumption");
+      error_ = sym<const char* (*)(int)>("nvmlErrorString");
+      check(init_(), "nvmlInit_v2");
+      initialised_ = true;
+      if (uuid.empty()) {
+        auto by_index = sym<int (*)(unsigned, void**)>("nvmlDeviceGetHandleByIndex_v2");
+        check(by_index(index, &device_), fmt::format("nvmlDeviceGetHandleByIndex_v2({})", index));
+        name = fmt::format("gpu {} (NVML)", index);
+      } else {
+        auto by_uuid = sym<int (*)(const char*, void**)>("nvmlDeviceGetHandleByUUID");
+        check(by_uuid(uuid.c_str(), &device_), fmt::format("nvmlDeviceGetHandleByUUID({})", uuid));
+        name = fmt::format("gpu {} (NVML)", uuid);
+      }
+      origin_ = raw();
+    } catch (...) {
+      release();  // no destructor runs for a constructor that threw
+      throw;
     }
-    init_ = sym<int (*)()>("nvmlInit_v2");
-    shutdown_ = sym<int (*)()>("nvmlShutdown");
-    auto handle = sym<int (*)(unsigned, void**)>("nvmlDeviceGetHandleByIndex_v2");
-    energy_ = sym<int (*)(void*, unsigned long long*)>("nvmlDeviceGetTotalEnergyConsumption");
-    error_ = sym<const char* (*)(int)>("nvmlErrorString");
-    check(init_(), "nvmlInit_v2");
-    initialised_ = true;
-    check(handle(index, &device_), fmt::format("nvmlDeviceGetHandleByIndex_v2({})", index));
-    origin_ = raw();
-    name = fmt::format("gpu {} (NVML)", index);
   }
   NvmlCounter(const NvmlCounter&) = delete;
   NvmlCounter& operator=(const NvmlCounter&) = delete;
-  ~NvmlCounter() override {
-    if (initialised_) shutdown_();
-    if (lib_) dlclose(lib_);
-  }
+  ~NvmlCounter() override { release(); }
   double read_mj() override { return static_cast<double>(raw() - origin_); }
 
  private:
+  void release() noexcept {
+    if (initialised_) shutdown_();
+    initialised_ = false;
+    if (lib_) dlclose(lib_);
+    lib_ = nullptr;
+  }
   unsigned long long raw() {  // a 64-bit millijoule counter since the driver loaded
     unsigned long long mj = 0;
     check(energy_(device_, &mj), "nvmlDeviceGetTotalEnergyConsumption (needs a Volta or newer GPU)");
@@ -321,7 +409,53 @@ EnergyCounter::EnergyCounter(EnergyCounter&&) noexcept = default;
 EnergyCounter& EnergyCounter::operator=(EnergyCounter&&) noexcept = default;
 EnergyCounter::~EnergyCounter() = default;
 EnergyCounter EnergyCounter::cpu() { return EnergyCounter(std::make_unique<RaplCounter>()); }
-EnergyCounter EnergyCounter::gpu(unsigned device) { return EnergyCounter(std::make_unique<NvmlCounter>(device)); }
+EnergyCounter EnergyCounter::gpu(unsigned device) { return EnergyCounter(std::make_unique<NvmlCounter>(device, "")); }
+
+EnergyCounter EnergyCounter::for_cuda_device(int cuda_index) {
+  if (cuda_index < 0) throw InvalidArgument(fmt::format("EnergyCounter::for_cuda_device: expected an index >= 0, found {}", cuda_index));
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  if (!visible || !*visible) return gpu(static_cast<unsigned>(cuda_index));
+  std::vector<std::string> entries;
+  std::string entry;
+  for (const char* c = visible;; ++c) {
+    if (*c == ',' || *c == '\0') {
+      entries.push_back(entry);
+      entry.clear();
+      if (*c == '\0') break;
+    } else if (*c != ' ') {
+      entry += *c;
+    }
+  }
+  if (static_cast<std::size_t>(cuda_index) >= entries.size()) {
+    throw NotFound(fmt::format("measured GPU energy is not available here: CUDA device {} is not among "
+                               "CUDA_VISIBLE_DEVICES=\"{}\"", cuda_index, visible));
+  }
+  const std::string& e = entries[static_cast<std::size_t>(cuda_index)];
+  if (e.rfind("GPU-", 0) == 0) return EnergyCounter(std::make_unique<NvmlCounter>(0, e));
+  if (!e.empty() && e.size() <= 4 && e.find_first_not_of("0123456789") == std::string::npos) return gpu(static_cast<unsigned>(std::stoul(e)));
+  throw NotFound(fmt::format("measured GPU energy is not available here: cannot map CUDA_VISIBLE_DEVICES entry \"{}\" "
+                             "(expected a number or a GPU-... UUID) to an NVML device", e));
+}
+
+namespace {
+class FunctionCounter final : public EnergyCounter::Impl {
+ public:
+  FunctionCounter(std::function<double()> f, std::string n) : f_(std::move(f)) {
+    NASFORGE_CHECK(static_cast<bool>(f_), "EnergyCounter::from_function: expected a function, found none");
+    name = std::move(n);
+    origin_ = f_();
+  }
+  double read_mj() override { return f_() - origin_; }
+
+ private:
+  std::function<double()> f_;
+  double origin_ = 0;
+};
+}  // namespace
+
+EnergyCounter EnergyCounter::from_function(std::function<double()> read_mj, std::string name) {
+  return EnergyCounter(std::make_unique<FunctionCounter>(std::move(read_mj), std::move(name)));
+}
 double EnergyCounter::read_mj() { return impl_->read_mj(); }
 const std::string& EnergyCounter::name() const { return impl_->name; }
 

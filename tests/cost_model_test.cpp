@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -171,6 +172,63 @@ TEST(CostModel, LearnedEnergyPredictorBeatsTheAnalyticModelOnMeasuredGpuEnergy) 
   EXPECT_GT(learned.spearman, 0.9);
   EXPECT_GT(learned.spearman, physics.spearman + 0.1);
   EXPECT_LT(learned.mape, 0.12);
+}
+
+}  // namespace nasforge
+
+namespace nasforge {
+
+TEST(LatencyTable, CalibrationFitsAScaleOrARobustLine) {
+  LatencyTable t;
+  // measured = 2 + 1.5 x layers, with two of ten points disturbed (a shared host).
+  for (int i = 1; i <= 10; ++i) t.calibration.push_back({double(i), 2 + 1.5 * i});
+  t.calibration[3].measured_ms *= 3;
+  t.calibration[7].measured_ms *= 0.2;
+  EXPECT_EQ(t.fit_calibration(CalibrationFit::kAffine), CalibrationFit::kAffine);
+  EXPECT_NEAR(t.fixed_ms, 2.0, 1e-9);
+  EXPECT_NEAR(t.scale, 1.5, 1e-9);
+  // The scale alone: the median ratio (of 3.5, 2.5, ... the upper median of ten).
+  EXPECT_EQ(t.fit_calibration(CalibrationFit::kScale), CalibrationFit::kScale);
+  EXPECT_EQ(t.fixed_ms, 0.0);
+  std::vector<double> ratios;
+  for (const auto& p : t.calibration) ratios.push_back(p.measured_ms / p.layers_ms);
+  std::sort(ratios.begin(), ratios.end());
+  EXPECT_DOUBLE_EQ(t.scale, ratios[5]);
+  // Falls back to the scale: sums spanning less than 1.5x, a negative intercept, too few points.
+  LatencyTable narrow;
+  for (int i = 0; i < 8; ++i) narrow.calibration.push_back({10.0 + 0.5 * i, 30.0 + 0.5 * i});
+  EXPECT_EQ(narrow.fit_calibration(CalibrationFit::kAffine), CalibrationFit::kScale);
+  EXPECT_EQ(narrow.fixed_ms, 0.0);
+  LatencyTable negative;
+  for (int i = 1; i <= 8; ++i) negative.calibration.push_back({double(i), 2.0 * i - 1});
+  EXPECT_EQ(negative.fit_calibration(CalibrationFit::kAffine), CalibrationFit::kScale);
+  LatencyTable few;
+  few.calibration = {{1, 3}, {2, 5}, {4, 9}};
+  EXPECT_EQ(few.fit_calibration(CalibrationFit::kAffine), CalibrationFit::kScale);
+  EXPECT_DOUBLE_EQ(few.scale, 2.5);
+  // No points: nothing changes.
+  LatencyTable none;
+  none.scale = 1.25;
+  none.fit_calibration(CalibrationFit::kAffine);
+  EXPECT_EQ(none.scale, 1.25);
+}
+
+TEST(LatencyTable, CalibrationPointsRoundTripThroughJson) {
+  LatencyTable t;
+  t.ms["k"] = 1.0;
+  t.calibration = {{1.0, 1.25}, {2.0, 2.5}};
+  t.fit_calibration(CalibrationFit::kScale);
+  const auto back = LatencyTable::from_json(nlohmann::json::parse(t.to_json().dump()));
+  ASSERT_EQ(back.calibration.size(), 2U);
+  EXPECT_EQ(back.calibration[1].measured_ms, 2.5);
+  EXPECT_EQ(back.scale, 1.25);
+  auto old = t.to_json();
+  old.erase("calibration");  // tables written before the points were kept
+  EXPECT_TRUE(LatencyTable::from_json(old).calibration.empty());
+  old["calibration"] = nlohmann::json::array({nlohmann::json::array({1.0})});
+  EXPECT_THROW(LatencyTable::from_json(old), InvalidArgument);
+  old["calibration"] = nullptr;
+  EXPECT_THROW(LatencyTable::from_json(old), InvalidArgument);
 }
 
 }  // namespace nasforge

@@ -19,6 +19,16 @@ head -3 "$work/t.csv" > "$work/r.csv"
 grep -q "measured 4 architecture(s) of nb201 (2 already in the table)" "$work/r.log"
 [ "$(head -3 "$work/r.csv")" = "$(head -3 "$work/t.csv")" ] || { echo "FAIL: resume rewrote kept rows"; exit 1; }
 diff <(cut -d, -f1 "$work/t.csv") <(cut -d, -f1 "$work/r.csv") || { echo "FAIL: resume measured other networks"; exit 1; }
+# An interrupted last row (no newline) is dropped and measured again; an existing table is
+# never overwritten without --resume.
+head -4 "$work/t.csv" > "$work/p.csv"
+printf '%s' "$(sed -n 5p "$work/t.csv" | cut -c1-20)" >> "$work/p.csv"
+"$exe" measure --space "$space" "${small[@]}" --samples 6 --seed 3 --out "$work/p.csv" --resume | grep -q "measured 3 architecture(s)"
+diff <(cut -d, -f1 "$work/t.csv") <(cut -d, -f1 "$work/p.csv") || { echo "FAIL: partial row not replaced"; exit 1; }
+if "$exe" measure --space "$space" "${small[@]}" --samples 6 --seed 3 --out "$work/p.csv" 2> "$work/e0.log"; then
+  echo "FAIL: an existing table was overwritten"; exit 1
+fi
+grep -q "exists; --resume continues it" "$work/e0.log"
 # The table is a predictor's training table.
 "$exe" predictor fit --space "$space" "${small[@]}" --table "$work/t.csv" --target latency_ms --train 4 \
   --out "$work/p.json" | grep -q "trained on 4 rows, tested on 2"

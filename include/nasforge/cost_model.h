@@ -87,16 +87,26 @@ std::unique_ptr<CostModel> make_energy_cost_model(const SearchSpace& space, Ener
 /// such device, no read permission). Not thread-safe; movable, not copyable.
 class EnergyCounter {
  public:
-  /// The CPU packages' RAPL counters.
+  /// The CPU packages' RAPL counters (the `package-*` domains; `psys` and the like, which
+  /// contain a package, are left out).
   static EnergyCounter cpu();
-  /// NVIDIA GPU `device`'s NVML counter.
+  /// NVIDIA GPU `device`'s NVML counter. NVML numbers GPUs in PCI bus order and ignores
+  /// CUDA_VISIBLE_DEVICES: for a CUDA device index use for_cuda_device.
   static EnergyCounter gpu(unsigned device = 0);
+  /// The NVML counter of the GPU that CUDA calls device `cuda_index`: the index-th entry of
+  /// CUDA_VISIBLE_DEVICES where it is set (a number or a `GPU-...` UUID), else the index
+  /// itself (CUDA's default order matches NVML's on machines of identical GPUs; set
+  /// CUDA_DEVICE_ORDER=PCI_BUS_ID where they differ).
+  static EnergyCounter for_cuda_device(int cuda_index);
+  /// Any other meter (an external power meter, a test's fake): `read_mj` returns cumulative
+  /// millijoules, non-decreasing.
+  static EnergyCounter from_function(std::function<double()> read_mj, std::string name);
   EnergyCounter(EnergyCounter&&) noexcept;
   EnergyCounter& operator=(EnergyCounter&&) noexcept;
   ~EnergyCounter();
   /// Millijoules since an origin fixed when the counter was opened (non-decreasing).
   double read_mj();
-  /// "cpu (RAPL, 2 packages)" or "gpu 0 (NVML)".
+  /// "cpu (RAPL, 2 packages)", "gpu 0 (NVML)", or a from_function counter's name.
   const std::string& name() const;
   class Impl;
 
@@ -125,6 +135,26 @@ double measure_gpu_energy_mj(const std::function<void()>& work, unsigned device 
 /// its inputs are live (a `zero` input costs no addition at run time).
 std::string layer_key(const ConcreteNetwork& net, std::size_t i);
 
+/// One end-to-end measurement of a network against a latency table: the sum of its layers'
+/// entries (uncalibrated) and what the whole network measured.
+struct CalibrationPoint {
+  double layers_ms = 0;
+  double measured_ms = 0;
+};
+
+/// How a latency table's calibration is fitted to its calibration points.
+enum class CalibrationFit {
+  /// scale = the median of measured / layers, fixed_ms = 0: one number, robust to the odd
+  /// disturbed measurement.
+  kScale,
+  /// measured = fixed_ms + scale x layers by Theil-Sen (the median of the pairwise slopes, then
+  /// the median intercept; robust to ~29% outliers): for tables whose error grows or shrinks
+  /// with the network's size. Falls back to kScale where the layer sums span less than 1.5x
+  /// (the slope is then noise), there are fewer than 4 points, or the slope is not positive or
+  /// the intercept negative.
+  kAffine,
+};
+
 /// A latency lookup table: milliseconds per layer key, for one batch size and thread count,
 /// and the calibration of running a whole network: predicted = `fixed_ms` + `scale` x (sum of
 /// the layers' entries), calibrated on end-to-end measurements.
@@ -137,8 +167,16 @@ struct LatencyTable {
   /// How its layers were timed: inside whole networks (ProfileOptions::in_network) or alone.
   /// profile_layers completes a table the way it was profiled, so its one `scale` fits.
   bool in_network = false;
+  /// The measurements the calibration was fitted to (kept, so it can be refitted).
+  std::vector<CalibrationPoint> calibration;
   /// Sum over the layers of `net` plus the overhead; NotFound names a missing layer key.
   double predict(const ConcreteNetwork& net) const;
+  /// Sum over the layers of `net`, uncalibrated (NotFound as predict).
+  double layers_ms(const ConcreteNetwork& net) const;
+  /// Refits fixed_ms and scale to `calibration`; returns the fit used, which is kScale where
+  /// kAffine falls back. Without a usable point (positive and finite) nothing changes and the
+  /// requested fit is returned.
+  CalibrationFit fit_calibration(CalibrationFit fit);
   nlohmann::json to_json() const;
   static LatencyTable from_json(const nlohmann::json& j);
 };

@@ -60,6 +60,7 @@ struct Args {
   std::string device = "cpu";  // cpu, cuda, cuda:N
   bool energy = false;         // measure: energy per forward too
   double energy_ms = 500;      // measure --energy: the counter window
+  std::string calibration_fit = "scale";  // profile: scale | affine
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -119,6 +120,11 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.device = value(s);
     } else if (s == "--energy") {
       a.energy = true;
+    } else if (s == "--calibration-fit") {
+      a.calibration_fit = value(s);
+      if (a.calibration_fit != "scale" && a.calibration_fit != "affine") {
+        throw UsageError(fmt::format("--calibration-fit: expected scale or affine, found \"{}\"", a.calibration_fit));
+      }
     } else if (s == "--energy-ms") {
       std::string v = value(s);
       char* end = nullptr;

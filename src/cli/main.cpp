@@ -110,11 +110,13 @@ Usage:
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
   nasforge profile --space FILE [--set K=V]... [--batch B] [--threads T] [--samples N]
-                   [--calibration N] [--fastest] [--in-network] [--device D] --out LUT.json
+                   [--calibration N] [--calibration-fit scale|affine] [--fastest] [--in-network]
+                   [--device D] --out LUT.json
       Times every distinct layer of N random architectures (all, for a smaller space; default
       300) on this machine into a latency table, calibrated against N end-to-end measurements.
       --in-network times the layers inside those networks (default 30): the accurate way at
-      larger batches (docs/predictors.md).
+      larger batches (docs/predictors.md). --calibration-fit affine fits a fixed overhead
+      too (Theil-Sen); the default is the median ratio alone.
   nasforge measure --space FILE --arch ARCH [--set K=V]... [--batch B] [--threads T] [--fastest]
                    [--device D] [--energy] [--energy-ms MS]
   nasforge measure --space FILE --samples N --out CSV [--seed S] [--resume] [same options]
@@ -474,24 +476,28 @@ int cmd_predict(const Args& a) {
   std::ifstream in(a.model);
   if (!in) throw nasforge::NotFound(fmt::format("{}: cannot open the model", a.model));
   json saved = json::parse(in, nullptr, false);
-  if (!saved.is_discarded() && saved.contains("kind") && saved.contains("cost_model")) {  // `nasforge profile` output
+  const auto print = [&](const nasforge::CostModel& model) {
+    fmt::print("{} {:.6g}\n", model.metric(), model.predict(space.parse_architecture(a.arch)));
+    return 0;
+  };
+  if (!saved.is_object()) {
+    throw nasforge::InvalidArgument(fmt::format("{}: expected a JSON object (a model), found {}", a.model,
+                                                saved.is_discarded() ? "invalid JSON" : saved.type_name()));
+  }
+  if (saved.contains("kind") && saved.contains("cost_model")) {  // `nasforge profile` output
     auto model = nasforge::load_cost_model(space, saved["cost_model"]);
     if (saved.value("fingerprint", std::string()) != space.fingerprint()) {
       throw nasforge::InvalidArgument(fmt::format("{}: profiled for another space or parameters (fingerprint {}, this "
                                                   "space {})", a.model, saved.value("fingerprint", std::string("?")),
                                                   space.fingerprint()));
     }
-    fmt::print("{} {:.6g}\n", model->metric(), model->predict(space.parse_architecture(a.arch)));
-    return 0;
+    return print(*model);
   }
   // A bare analytic or energy model ({"kind": "energy", "batch": 256, "mac_pj": ...}, as
   // CostModel::to_json writes it): computed from the space itself, so no fingerprint to check.
-  if (!saved.is_discarded() && (saved.value("kind", "") == "analytic" || saved.value("kind", "") == "energy")) {
-    auto model = nasforge::load_cost_model(space, saved);
-    fmt::print("{} {:.6g}\n", model->metric(), model->predict(space.parse_architecture(a.arch)));
-    return 0;
-  }
-  if (saved.is_discarded() || !saved.contains("predictor")) {
+  const auto kind = saved.contains("kind") && saved["kind"].is_string() ? saved["kind"].get<std::string>() : "";
+  if (kind == "analytic" || kind == "energy") return print(*nasforge::load_cost_model(space, saved));
+  if (!saved.contains("predictor")) {
     throw nasforge::InvalidArgument(fmt::format("{}: not a model written by `nasforge predictor fit` or `nasforge profile`, "
                                                 "nor an analytic or energy cost model", a.model));
   }

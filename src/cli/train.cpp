@@ -1,6 +1,7 @@
 // The CLI's LibTorch commands: `nasforge train` trains one architecture's network on
 // Fashion-MNIST (or the synthetic set) and reports test accuracy; `nasforge supernet init`
 // writes a supernet checkpoint; `nasforge extract` cuts a sub-network out of one.
+#include <algorithm>
 #include <filesystem>
 #include <chrono>
 #include <fstream>
@@ -164,7 +165,7 @@ int cmd_extract(const Args& a) {
 void register_torch_extensions() { register_torch_predictors(); }
 
 namespace {
-// --batch, --threads (default 1), --fastest, --in-network, --device.
+// --batch, --threads (default 1), --fastest, --in-network, --device, --calibration-fit.
 ProfileOptions profile_options(const Args& a) {
   ProfileOptions po;
   po.batch = a.batch;
@@ -172,54 +173,74 @@ ProfileOptions profile_options(const Args& a) {
   po.fastest = a.fastest;
   po.in_network = a.in_network;
   po.device = parse_device(a.device);
+  po.calibration_fit = a.calibration_fit == "affine" ? CalibrationFit::kAffine : CalibrationFit::kScale;
   if (po.device.is_cuda()) po.device_name = a.device;
   return po;
 }
 
-// An architecture as a CSV cell: the space's native string, else its JSON array, quoted.
-std::string csv_arch(const SearchSpace& space, const Architecture& arch) {
-  if (space.native_format()) return space.to_native(arch);
-  std::string s = "\"";
-  for (char c : arch.to_string()) s += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return s + "\"";
-}
-
-// measure --samples N --out CSV: N distinct random architectures (seeded), one row each,
-// written and flushed as measured; --resume keeps the rows already in CSV and measures the rest.
+// measure --samples N --out CSV: N distinct random architectures (seeded), one row each, keyed by
+// the space's native string (what `predictor fit` reads), written and flushed as measured;
+// --resume keeps the complete rows already in CSV and measures the rest.
 int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions& po) {
   namespace fs = std::filesystem;
+  if (!space.native_format()) {
+    throw UsageError(fmt::format("measure --samples: space \"{}\" has no native architecture string to key a table by "
+                                 "(predictor fit reads tables keyed by one)", space.name()));
+  }
   const auto n = static_cast<std::size_t>(a.samples);
   if (const auto size = space.size().value; size && *size < n) {
     throw UsageError(fmt::format("measure: --samples {} exceeds the {} architectures of {}", n, *size, space.name()));
   }
   Rng rng(a.seed);
   std::vector<Architecture> archs;
-  std::set<std::string> seen;
+  std::set<std::string> wanted;
   while (archs.size() < n) {
     auto arch = space.sample(rng);
-    if (seen.insert(csv_arch(space, arch)).second) archs.push_back(std::move(arch));
+    if (wanted.insert(space.to_native(arch)).second) archs.push_back(std::move(arch));
   }
   const std::string header = a.energy ? "arch,latency_ms,energy_mj,watts" : "arch,latency_ms";
+  const auto columns = static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')) + 1;
   std::set<std::string> done;
-  if (a.resume && fs::exists(a.out)) {
-    std::ifstream in(a.out);
-    std::string line;
-    if (!std::getline(in, line) || line != header) {
-      throw InvalidArgument(fmt::format("{}: cannot resume: expected the header \"{}\", found \"{}\"", a.out, header, line));
-    }
-    while (std::getline(in, line)) {
-      if (line.empty()) continue;
-      // The architecture cell: up to the first comma, or a quoted JSON array (no quotes inside).
-      done.insert(line[0] == '"' ? line.substr(0, line.find('"', 1) + 1) : line.substr(0, line.find(',')));
-    }
+  std::size_t others = 0;  // rows of architectures this run would not measure (another seed)
+  const bool resuming = fs::exists(a.out);
+  if (resuming && !a.resume) {
+    throw UsageError(fmt::format("measure: {} exists; --resume continues it (or remove it to start again)", a.out));
   }
-  std::ofstream out(a.out, done.empty() ? std::ios::trunc : std::ios::app);
+  if (resuming) {
+    std::ifstream in(a.out, std::ios::binary);
+    std::string line;
+    std::uintmax_t complete = 0, offset = 0;  // bytes up to the last complete line
+    for (std::size_t number = 1; std::getline(in, line); ++number) {
+      const bool terminated = !in.eof();
+      offset += line.size() + (terminated ? 1 : 0);
+      if (!terminated) break;  // an interrupted last row: dropped below
+      complete = offset;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (number == 1) {
+        if (line != header) {
+          throw InvalidArgument(fmt::format("{}: cannot resume: expected the header \"{}\", found \"{}\"", a.out, header, line));
+        }
+        continue;
+      }
+      if (line.empty()) continue;
+      if (static_cast<std::size_t>(std::count(line.begin(), line.end(), ',')) + 1 != columns) {
+        throw InvalidArgument(fmt::format("{}:{}: cannot resume: expected {} columns as in the header, found \"{}\"", a.out,
+                                          number, columns, line));
+      }
+      const std::string key = line.substr(0, line.find(','));
+      done.insert(key);
+      others += wanted.count(key) == 0;
+    }
+    if (complete == 0) throw InvalidArgument(fmt::format("{}: cannot resume: no complete header line", a.out));
+    if (complete < fs::file_size(a.out)) fs::resize_file(a.out, complete);
+  }
+  std::ofstream out(a.out, resuming ? std::ios::app : std::ios::trunc);
   if (!out) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
-  if (done.empty()) out << header << "\n" << std::flush;
+  if (!resuming) out << header << "\n" << std::flush;
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t measured = 0;
   for (const auto& arch : archs) {
-    const std::string cell = csv_arch(space, arch);
+    const std::string cell = space.to_native(arch);
     if (done.count(cell)) continue;
     const auto net = space.resolve(arch);
     std::string row = cell + fmt::format(",{:.5f}", measure_latency_ms(net, po));
@@ -232,8 +253,10 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
     ++measured;
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print("measured {} architecture(s) of {} ({} already in the table) at batch {} on {} ({} thread(s)) in {:.1f} s; "
-             "written to {}\n", measured, space.name(), done.size(), po.batch, a.device, po.threads, s, a.out);
+  fmt::print("measured {} architecture(s) of {} ({} already in the table{}) at batch {} on {} ({} thread(s)) in {:.1f} s; "
+             "written to {}\n", measured, space.name(), done.size() - others,
+             others ? fmt::format(", and {} rows of other architectures kept", others) : std::string(), po.batch, a.device,
+             po.threads, s, a.out);
   return 0;
 }
 }  // namespace
@@ -265,10 +288,7 @@ int cmd_measure(const Args& a) {
   }
   auto space = SearchSpace::from_file(a.space, a.overrides);
   const ProfileOptions po = profile_options(a);
-  if (a.energy) {  // fail before measuring anything where there is no energy counter
-    const auto index = static_cast<unsigned>(po.device.has_index() ? po.device.index() : 0);
-    (void)(po.device.is_cuda() ? EnergyCounter::gpu(index) : EnergyCounter::cpu());
-  }
+  if (a.energy) (void)energy_counter(po.device);  // fail before measuring anything where there is none
   if (a.samples > 0) {
     if (a.out.empty()) throw UsageError("measure --samples: expected --out CSV");
     return measure_table(a, space, po);

@@ -65,16 +65,21 @@ std::vector<std::int64_t> batched(std::int64_t b, const Shape& s) {
   return v;
 }
 
+// `net` built on the options' device in eval mode, and a random input batch for it.
+std::pair<Network, ::torch::Tensor> ready(const ConcreteNetwork& net, const ProfileOptions& o) {
+  Network module(net);
+  module->to(o.device);
+  module->eval();
+  return {module, ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device))};
+}
+
 }  // namespace
 
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   if (o.reuse_freed_memory) reuse_freed_memory();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
-  Network module(net);
-  module->to(o.device);
-  module->eval();
-  auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
+  auto [module, x] = ready(net, o);
   return time_median([&] { module->forward(x); }, o);
 }
 
@@ -100,48 +105,57 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   return {::torch::kCUDA, static_cast<::torch::DeviceIndex>(index)};
 }
 
+EnergyCounter energy_counter(const ::torch::Device& device) {
+  return device.is_cuda() ? EnergyCounter::for_cuda_device(device.has_index() ? device.index() : 0) : EnergyCounter::cpu();
+}
+
 EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& o, double window_ms) {
   NASFORGE_CHECK(window_ms > 0, "measure_energy: expected window_ms > 0, found {}", window_ms);
-  EnergyCounter counter = o.device.is_cuda()
-      ? EnergyCounter::gpu(static_cast<unsigned>(o.device.has_index() ? o.device.index() : 0))
-      : EnergyCounter::cpu();
+  EnergyCounter counter = energy_counter(o.device);
+  return measure_energy(net, o, counter, window_ms);
+}
+
+EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& o, EnergyCounter& counter,
+                                 double window_ms) {
+  NASFORGE_CHECK(window_ms > 0, "measure_energy: expected window_ms > 0, found {}", window_ms);
   if (o.reuse_freed_memory) reuse_freed_memory();
   detail::ThreadScope threads(o.threads, /*blas=*/true);
   ::torch::NoGradGuard no_grad;
-  Network module(net);
-  module->to(o.device);
-  module->eval();
-  auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
+  auto [module, x] = ready(net, o);
   auto call = [&] {
     module->forward(x);
     sync(o.device);
   };
   for (int i = 0; i < std::max(1, o.warmup); ++i) call();
-  // Run until the counter steps (at most one more window): the window opens on a step.
-  const auto limit = [&](Clock::time_point since) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - since).count() >= window_ms;
+  const auto elapsed_ms = [](Clock::time_point since) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
   };
-  double e0 = counter.read_mj();
-  for (auto t = Clock::now(); !limit(t);) {
-    call();
-    const double e = counter.read_mj();
-    if (e != e0) {
-      e0 = e;
-      break;
-    }
-  }
-  const auto start = Clock::now();
+  // Waits for a step of the counter, running forwards meanwhile; at most `align_ms`.
+  const double align_ms = std::max(window_ms, 2000.0);
   std::int64_t calls = 0;
-  while (!limit(start)) call(), ++calls;
-  // ... and closes on the next step after window_ms (again at most one more window).
-  double e1 = counter.read_mj();
-  const double at_window = e1;
-  for (auto t = Clock::now(); !limit(t) && e1 == at_window; e1 = counter.read_mj()) call(), ++calls;
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  if (!(e1 > e0)) {
-    throw NotFound(fmt::format("measured energy is not available here: {} did not advance in {:.0f} ms of {} forwards",
-                               counter.name(), ms, calls));
-  }
+  auto until_step = [&](bool count, const char* where) {
+    const double before = counter.read_mj();
+    for (auto t = Clock::now(); elapsed_ms(t) < align_ms;) {
+      call();
+      calls += count;
+      const double now = counter.read_mj();
+      if (now != before) return now;
+    }
+    throw NotFound(fmt::format("measured energy is not available here: {} did not step in {:.0f} ms ({} the window)",
+                               counter.name(), align_ms, where));
+  };
+  // The window opens on a step, runs at least `window_ms` and one forward (reading the counter
+  // now and then: RAPL's wraps are caught between reads), and closes on the next step.
+  const double e0 = until_step(false, "opening");
+  const auto start = Clock::now();
+  auto last_read = start;
+  do {
+    call();
+    ++calls;
+    if (elapsed_ms(last_read) > 250) counter.read_mj(), last_read = Clock::now();
+  } while (elapsed_ms(start) < window_ms);
+  const double e1 = until_step(true, "closing");
+  const double ms = elapsed_ms(start);
   EnergyMeasurement m;
   m.calls = calls;
   m.mj_per_call = (e1 - e0) / static_cast<double>(calls);
@@ -175,10 +189,7 @@ std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::
       needed = needed || !table.ms.count(keys[i]);
     }
     if (!needed) continue;
-    Network module(net);
-    module->to(o.device);
-    module->eval();
-    auto x = ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device));
+    auto [module, x] = ready(net, o);
     std::vector<double> layer_ms;
     std::vector<std::vector<double>> reps(net.layers.size());
     std::size_t calls = 0;  // the first o.warmup calls are warm-up: their layer times are not kept
@@ -251,6 +262,16 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
   }
 }
 
+void calibrate(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
+  for (const auto& net : nets) {
+    profile_layers(table, {net}, o);
+    table.calibration.push_back({table.layers_ms(net), measure_latency_ms(net, o)});
+  }
+  // The median ratio by default: robust to the odd measurement a shared host disturbs (a
+  // least-squares line through 20 such points swung the scale from 0.96 to 0.79 between two runs).
+  table.fit_calibration(o.calibration_fit);
+}
+
 LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& o, std::size_t samples, std::size_t calibration,
                            std::uint64_t seed) {
   LatencyTable t;
@@ -264,31 +285,11 @@ LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& o, st
   }
   profile_layers(t, nets, o);
   // Running a whole network differs from its layers run alone (the DAG walk, freeing, the
-  // allocator, caches): calibrate measured = scale x sum of layers on a few networks.
+  // allocator, caches): calibrate on a few other networks.
   Rng rng(seed ^ 0xC0FFEEULL);
-  std::vector<double> sum, meas;
-  for (std::size_t i = 0; i < calibration; ++i) {
-    auto net = space.resolve(space.sample(rng));
-    profile_layers(t, {net}, o);
-    LatencyTable raw = t;
-    raw.fixed_ms = 0;
-    raw.scale = 1;
-    sum.push_back(raw.predict(net));
-    meas.push_back(measure_latency_ms(net, o));
-  }
-  // The median ratio: robust to the odd measurement a shared host disturbs (a least-squares
-  // line through 20 such points swung the scale from 0.96 to 0.79 between two runs).
-  if (!sum.empty()) {
-    std::vector<double> ratio;
-    for (std::size_t i = 0; i < sum.size(); ++i) {
-      if (sum[i] > 0) ratio.push_back(meas[i] / sum[i]);
-    }
-    if (!ratio.empty()) {
-      std::nth_element(ratio.begin(), ratio.begin() + static_cast<std::ptrdiff_t>(ratio.size() / 2), ratio.end());
-      t.scale = ratio[ratio.size() / 2];
-      t.fixed_ms = 0;
-    }
-  }
+  std::vector<ConcreteNetwork> cal;
+  for (std::size_t i = 0; i < calibration; ++i) cal.push_back(space.resolve(space.sample(rng)));
+  calibrate(t, cal, o);
   return t;
 }
 

@@ -54,6 +54,8 @@ struct ProfileOptions {
   /// history, and layers do not add up to networks. Process-wide and permanent, so what runs
   /// later in the process runs as it was timed.
   bool reuse_freed_memory = true;
+  /// How profile_space and calibrate fit the table's fixed_ms and scale (cost_model.h).
+  CalibrationFit calibration_fit = CalibrationFit::kScale;
   std::string device_name = "this machine (CPU)";  ///< recorded in tables
   ::torch::Device device = ::torch::kCPU;
 };
@@ -70,13 +72,20 @@ struct EnergyMeasurement {
   std::string counter;     ///< which counter (EnergyCounter::name)
 };
 
+/// The energy counter of a device: a CUDA device's NVML counter
+/// (EnergyCounter::for_cuda_device), else the CPU packages' RAPL counters. NotFound where none.
+EnergyCounter energy_counter(const ::torch::Device& device);
+
 /// Measured energy of one eval-mode, no-grad forward of `net` at `options.batch` on
-/// `options.device`: a CUDA device's NVML counter, else the CPU packages' RAPL counters
-/// (EnergyCounter in nasforge/cost_model.h). After the warm-up, forwards run back to back for
-/// at least `window_ms`; the window starts and ends where the counter steps (it advances in
-/// steps of up to ~100 ms on GPUs), so quantisation costs at most one forward at each end.
-/// Throws NotFound ("not available here", and why) where the device exposes no counter.
+/// `options.device`, read from energy_counter(options.device). After the warm-up, forwards
+/// run back to back for at least `window_ms` (and one forward); the window opens and closes
+/// where the counter steps (NVML stepped every 100 ms on an H200), so quantisation costs at
+/// most one forward at each end. Throws NotFound ("not available here", and why) where the
+/// device exposes no counter or it does not step within max(window_ms, 2 s).
 EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& options, double window_ms = 500);
+/// The same, read from `counter` (e.g. an external meter: EnergyCounter::from_function).
+EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOptions& options, EnergyCounter& counter,
+                                 double window_ms = 500);
 
 /// `cpu`, `cuda` or `cuda:N` as a device, checked: InvalidArgument naming what was expected and
 /// what arrived, NotFound where LibTorch sees no such CUDA device here.
@@ -87,10 +96,16 @@ EnergyMeasurement measure_energy(const ConcreteNetwork& net, const ProfileOption
 /// networks holding them.
 void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& options);
 
+/// Measures `nets` end to end (profiling any layers `table` lacks first), appends them to
+/// `table.calibration` and refits its fixed_ms and scale by `options.calibration_fit`. Call it
+/// again with fresh networks, after clearing `table.calibration`, to recalibrate a table
+/// on a machine whose speed has drifted.
+void calibrate(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& options);
+
 /// A latency table for `space`: the layers of every architecture when the space has at most
 /// `samples` of them, else of `samples` random ones (seeded); then `calibration` random
-/// networks are measured end to end and `scale` becomes the median of measured / (sum of
-/// layers) (`fixed_ms` 0: a robust fit on a noisy host).
+/// networks are measured end to end and the table calibrated to them (calibrate; by default
+/// scale = the median of measured / sum of layers, fixed_ms 0: a robust fit on a noisy host).
 LatencyTable profile_space(const SearchSpace& space, const ProfileOptions& options, std::size_t samples,
                            std::size_t calibration, std::uint64_t seed);
 
