@@ -48,8 +48,9 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 
 namespace {
 // For every decision, its stage group: decisions whose names differ only in the index of a
-// `block[k]` and that offer the same options share one.
-std::vector<std::size_t> stage_groups(const SearchSpace& space, std::size_t* count) {
+// `block[k]` and that offer the same options share one (with `first_apart`, `block[0]` is a
+// group of its own).
+std::vector<std::size_t> stage_groups(const SearchSpace& space, bool first_apart, std::size_t* count) {
   const auto& ds = space.decisions();
   std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
   std::vector<std::size_t> group(ds.size());
@@ -61,7 +62,7 @@ std::vector<std::size_t> stage_groups(const SearchSpace& space, std::size_t* cou
         std::size_t j = i + 6;
         while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
         if (j > i + 6 && j < name.size() && name[j] == ']') {
-          key += "block[*]";
+          key += first_apart && name.compare(i, j - i + 1, "block[0]") == 0 ? "block[0]" : "block[*]";
           i = j + 1;
           continue;
         }
@@ -76,7 +77,8 @@ std::vector<std::size_t> stage_groups(const SearchSpace& space, std::size_t* cou
 }  // namespace
 
 nlohmann::json features_to_json(const FeatureOptions& o) {
-  return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts}, {"onehot", o.onehot}};
+  return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
+          {"stage_first_apart", o.stage_first_apart}, {"onehot", o.onehot}};
 }
 
 FeatureOptions features_from_json(const nlohmann::json& j) {
@@ -87,8 +89,10 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     if (key == "pairwise") o.pairwise = value.get<bool>();
     else if (key == "statistics") o.statistics = value.get<bool>();
     else if (key == "stage_counts") o.stage_counts = value.get<bool>();
+    else if (key == "stage_first_apart") o.stage_first_apart = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
-    else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, onehot)", key));
+    else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
+                                           "stage_first_apart, onehot)", key));
   }
   return o;
 }
@@ -100,7 +104,7 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
   if (options.stage_counts) {
     const auto& ds = space.decisions();
     std::size_t groups = 0;
-    const auto group = stage_groups(space, &groups);
+    const auto group = stage_groups(space, options.stage_first_apart, &groups);
     std::vector<std::size_t> offset(groups + 1, 0);  // a group's slots: one per option
     std::vector<std::size_t> width(groups, 0);
     for (std::size_t d = 0; d < ds.size(); ++d) width[group[d]] = ds[d].options.size();

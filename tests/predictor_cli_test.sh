@@ -31,5 +31,5 @@ if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/t
   --features count --out "$work/x.json" 2> "$work/err2.log"; then
   echo "FAIL: an unknown feature was accepted"; exit 1
 fi
-grep -q "expected onehot, pairwise, counts or stats" "$work/err2.log"
+grep -q "expected onehot, pairwise, counts, first or stats" "$work/err2.log"
 echo "OK: predictor fit and predict"

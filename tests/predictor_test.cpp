@@ -210,6 +210,18 @@ TEST(Features, StageCountsAddUpTheBlocksOfAStageByOption) {
   FeatureOptions both;
   both.stage_counts = true;
   EXPECT_EQ(architecture_features(fbnet, a, both).size(), 198U + 63U);
+  // First blocks apart: stages 2-6 split into their first block and the rest (12 groups).
+  FeatureOptions first = counts_only;
+  first.stage_first_apart = true;
+  auto g = architecture_features(fbnet, a, first);
+  ASSERT_EQ(g.size(), 108U);
+  EXPECT_EQ(g[9 + 8], 1.0F);  // stage 2's first block: skip
+  EXPECT_EQ(g[18 + 8], 1.0F);  // the other three: skip, k3_e1_g2, k5_e1
+  EXPECT_EQ(g[18 + 1], 1.0F);
+  EXPECT_EQ(g[18 + 4], 1.0F);
+  float g_total = 0;
+  for (float v : g) g_total += v;
+  EXPECT_EQ(g_total, 22.0F);
   // NB201's edges are no stage: their counts are their one-hot entries.
   auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
   auto n = nb201.at(1234);
@@ -229,9 +241,10 @@ TEST(Features, StageCountsAddUpTheBlocksOfAStageByOption) {
 
 TEST(Features, OptionsRoundTripThroughJsonAndRejectUnknownKeys) {
   FeatureOptions o;
-  o.pairwise = true, o.stage_counts = true, o.onehot = false;
+  o.pairwise = true, o.stage_counts = true, o.stage_first_apart = true, o.onehot = false;
   auto back = features_from_json(features_to_json(o));
   EXPECT_EQ(back.pairwise, true);
+  EXPECT_EQ(back.stage_first_apart, true);
   EXPECT_EQ(back.statistics, false);
   EXPECT_EQ(back.stage_counts, true);
   EXPECT_EQ(back.onehot, false);

@@ -105,7 +105,8 @@ Usage:
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
       Kendall tau, RMSE, MAPE and the share within ±10% on the other rows. LIST: onehot (always
       included unless counts replaces it; name both for both), pairwise, counts (per-stage
-      option counts), stats (log params, log MACs).
+      option counts), first (counts with each stage's first block apart), stats (log params,
+      log MACs).
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -401,8 +402,9 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
     if (part == "pairwise") f.pairwise = true;
     else if (part == "stats") f.statistics = true;
     else if (part == "counts") f.stage_counts = true;
+    else if (part == "first") f.stage_counts = f.stage_first_apart = true;
     else if (part == "onehot") onehot_named = true;
-    else throw UsageError(fmt::format("--features: expected onehot, pairwise, counts or stats, found \"{}\"", part));
+    else throw UsageError(fmt::format("--features: expected onehot, pairwise, counts, first or stats, found \"{}\"", part));
   }
   f.onehot = onehot_named || !f.stage_counts;
   return f;
