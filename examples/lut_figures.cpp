@@ -7,7 +7,8 @@
 // times the layers inside whole networks (30 profiling networks by default). A test network
 // holding a layer the samples missed is profiled lazily, and counted: in-network, its own
 // timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU. It also reports
-// the other calibration fit (affine or scale only) on the same measurements.
+// the other calibration fit (affine or scale only) on the same measurements;
+// NASFORGE_LUT_RETEST=1 measures every test network twice (test-retest agreement).
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -70,6 +71,27 @@ int main(int argc, char** argv) {
       layers.push_back(lut.layers_ms(net));
       measured.push_back(nasforge::measure_latency_ms(net, po));
       if (!new_layers) covered_predicted.push_back(predicted.back()), covered_measured.push_back(measured.back());
+    }
+    // NASFORGE_LUT_RETEST=1: measure every test network a second time after the first pass
+    // (test-retest agreement says how much of the spread is the machine), and report the
+    // figures against the faster of the two measurements too.
+    if (std::getenv("NASFORGE_LUT_RETEST")) {
+      nasforge::Rng again(12345);
+      std::vector<double> second, faster;
+      std::size_t within5 = 0, within10 = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        second.push_back(nasforge::measure_latency_ms(space.resolve(space.sample(again)), po));
+        faster.push_back(std::min(measured[i], second.back()));
+        within5 += std::abs(second.back() / measured[i] - 1) <= 0.05;
+        within10 += std::abs(second.back() / measured[i] - 1) <= 0.10;
+      }
+      auto f = nasforge::prediction_quality(predicted, faster);
+      fmt::print("retest: the two measurements agree within ±5% on {} and ±10% on {} of {} networks; against the faster "
+                 "of the two: spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", within5, within10, n, f.spearman,
+                 100 * f.within_10pct, 100 * f.mape);
+      if (std::getenv("NASFORGE_LUT_DUMP")) {
+        for (std::size_t i = 0; i < n; ++i) fmt::print("retest {:.3f} {:.3f}\n", measured[i], second[i]);
+      }
     }
     auto q = nasforge::prediction_quality(predicted, measured);
     if (std::getenv("NASFORGE_LUT_DUMP")) {  // calibration, then test: layers sum, predicted, measured
