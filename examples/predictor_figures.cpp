@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     linear.onehot = rich.onehot = mode == "log";
     linear.stage_counts = rich.stage_counts = mode != "log";
     rich.statistics = true;
-    FeatureOptions first = linear;
+    FeatureOptions first = linear;  // (in `log` mode there are no counts: the same as `linear`)
     first.stage_first_apart = true;
     std::vector<std::vector<float>> encoded, encoded_first, stats;
     auto t0 = std::chrono::steady_clock::now();
