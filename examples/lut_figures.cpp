@@ -8,7 +8,8 @@
 // holding a layer the samples missed is profiled lazily, and counted: in-network, its own
 // timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU. It also reports
 // the other calibration fit (affine or scale only) on the same measurements;
-// NASFORGE_LUT_RETEST=1 measures every test network twice (test-retest agreement).
+// NASFORGE_LUT_RETEST=1 measures every test network twice (test-retest agreement);
+// NASFORGE_LUT_REFERENCE=1 also reports latencies relative to a reference network timed beside.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -94,6 +95,43 @@ int main(int argc, char** argv) {
       if (std::getenv("NASFORGE_LUT_DUMP")) {
         for (std::size_t i = 0; i < n; ++i) fmt::print("retest {:.3f} {:.3f}\n", measured[i], second[i]);
       }
+    }
+    // NASFORGE_LUT_REFERENCE=1: a fixed reference network is timed before and after every
+    // measurement, and each network's latency is taken relative to it (as the benchmark gate
+    // divides by BM_Reference): what is left when the machine's changing speed is divided out.
+    // The table is recalibrated on 20 fresh networks in the same units.
+    if (std::getenv("NASFORGE_LUT_REFERENCE")) {
+      nasforge::Rng pick(777);
+      const auto ref = space.resolve(space.sample(pick));
+      std::vector<double> refs;
+      auto relative = [&](const nasforge::ConcreteNetwork& net) {
+        const double before = nasforge::measure_latency_ms(ref, po);
+        const double m = nasforge::measure_latency_ms(net, po);
+        const double after = nasforge::measure_latency_ms(ref, po);
+        refs.push_back(before), refs.push_back(after);
+        return m / (0.5 * (before + after));
+      };
+      nasforge::LatencyTable rel = lut;
+      rel.calibration.clear();
+      nasforge::Rng cal(4242);
+      for (int i = 0; i < 20; ++i) {
+        auto net = space.resolve(space.sample(cal));
+        nasforge::profile_layers(rel, {net}, po);
+        rel.calibration.push_back({rel.layers_ms(net), relative(net)});
+      }
+      rel.fit_calibration(po.calibration_fit);
+      nasforge::Rng again(kTestSeed);
+      std::vector<double> p_rel, m_rel;
+      for (std::size_t i = 0; i < n; ++i) {
+        auto net = space.resolve(space.sample(again));
+        nasforge::profile_layers(rel, {net}, po);
+        p_rel.push_back(rel.predict(net));
+        m_rel.push_back(relative(net));
+      }
+      auto r = nasforge::prediction_quality(p_rel, m_rel);
+      fmt::print("relative to a reference network timed before and after each measurement (it took {:.3f}-{:.3f} ms): "
+                 "spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", *std::min_element(refs.begin(), refs.end()),
+                 *std::max_element(refs.begin(), refs.end()), r.spearman, 100 * r.within_10pct, 100 * r.mape);
     }
     auto q = nasforge::prediction_quality(predicted, measured);
     if (std::getenv("NASFORGE_LUT_DUMP")) {  // calibration, then test: layers sum, predicted, measured
