@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "detail/stats.h"
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
 
@@ -162,13 +163,6 @@ std::string layer_key(const ConcreteNetwork& net, std::size_t i) {
 
 double LatencyTable::predict(const ConcreteNetwork& net) const { return fixed_ms + scale * layers_ms(net); }
 
-namespace {
-double median_of(std::vector<double> v) {  // the upper median; v not empty
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
-}
-}  // namespace
-
 CalibrationFit LatencyTable::fit_calibration(CalibrationFit fit) {
   std::vector<CalibrationPoint> pts;
   for (const auto& p : calibration) {
@@ -187,10 +181,10 @@ CalibrationFit LatencyTable::fit_calibration(CalibrationFit fit) {
         }
       }
       if (!slopes.empty()) {
-        const double slope = median_of(slopes);
+        const double slope = detail::upper_median(slopes);
         std::vector<double> intercepts;
         for (const auto& p : pts) intercepts.push_back(p.measured_ms - slope * p.layers_ms);
-        const double intercept = median_of(intercepts);
+        const double intercept = detail::upper_median(intercepts);
         if (slope > 0 && intercept >= 0) {
           scale = slope;
           fixed_ms = intercept;
@@ -201,7 +195,7 @@ CalibrationFit LatencyTable::fit_calibration(CalibrationFit fit) {
   }
   std::vector<double> ratio;
   for (const auto& p : pts) ratio.push_back(p.measured_ms / p.layers_ms);
-  scale = median_of(ratio);
+  scale = detail::upper_median(ratio);
   fixed_ms = 0;
   return CalibrationFit::kScale;
 }

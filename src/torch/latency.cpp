@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "detail/stats.h"
 #include "nasforge/allocator.h"
 #include "nasforge/error.h"
 #include "nasforge/random.h"
@@ -28,9 +29,7 @@ void sync(const ::torch::Device& d) {
 
 // The fastest or the median (the upper one of an even count) of `ms` (not empty).
 double statistic(std::vector<double> ms, bool fastest) {
-  if (fastest) return *std::min_element(ms.begin(), ms.end());
-  std::nth_element(ms.begin(), ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2), ms.end());
-  return ms[ms.size() / 2];
+  return fastest ? *std::min_element(ms.begin(), ms.end()) : detail::upper_median(std::move(ms));
 }
 
 // Runs `call` per the options' warm-up and repetition rules (warm-up calls, then timed calls

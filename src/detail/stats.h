@@ -1,0 +1,15 @@
+#pragma once
+// Small statistics shared by the cost models and the latency profiler (not installed).
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace nasforge::detail {
+
+// The median of `v` (the upper one of an even count); `v` must not be empty.
+inline double upper_median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace nasforge::detail
