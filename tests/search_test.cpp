@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "detail/files.h"
 #include "nasforge/cost_model.h"
 #include "nasforge/error.h"
 #include "testing/spaces.h"
@@ -29,9 +30,34 @@ class CountingEvaluator final : public Evaluator {
 
 fs::path fresh(const std::string& name) {
   auto d = fs::temp_directory_path() / ("nasforge_search_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  detail::remove_tree(d);
   return d;
 }
+
+}  // namespace
+
+// The driver's folders are cleared with detail::remove_tree (not std::filesystem::remove_all,
+// which pip LibTorch shadows): it removes a tree, leaves what a link inside points to, and
+// accepts a path that is not there.
+TEST(Files, RemoveTreeRemovesATreeButNotWhatItsLinksPointTo) {
+  const auto root = fresh("remove_tree"), outside = fresh("remove_tree_outside");
+  fs::create_directories(root / "a" / "b");
+  fs::create_directories(outside);
+  std::ofstream(root / "a" / "b" / "f.txt") << "x";
+  std::ofstream(root / "g.txt") << "y";
+  std::ofstream(outside / "keep.txt") << "z";
+  fs::create_directory_symlink(outside, root / "a" / "link");
+  detail::remove_tree(root);
+  EXPECT_FALSE(fs::exists(root));
+  EXPECT_TRUE(fs::exists(outside / "keep.txt"));
+  EXPECT_NO_THROW(detail::remove_tree(root));  // gone already: nothing to do
+  std::ofstream(root.string() + ".file") << "w";  // a plain file is removed too
+  detail::remove_tree(root.string() + ".file");
+  EXPECT_FALSE(fs::exists(root.string() + ".file"));
+  detail::remove_tree(outside);
+}
+
+namespace {
 
 SearchOptions two_objectives(std::uint64_t evaluations) {
   SearchOptions o;
@@ -88,7 +114,7 @@ TEST(Search, RecordsFailuresWritesResultsAndHonoursTheBudget) {
   EXPECT_TRUE(j["front"][0]["arch"].is_string());  // NB201's native string
   EXPECT_TRUE(j["front"][0]["metrics"].contains("acc"));
   EXPECT_EQ(j["history"].size(), 100U);
-  fs::remove_all(o.out_dir);
+  detail::remove_tree(o.out_dir);
 }
 
 TEST(Search, NonFiniteMetricsFailTheTrialNotTheSearch) {
@@ -118,7 +144,7 @@ TEST(Search, NonFiniteMetricsFailTheTrialNotTheSearch) {
     EXPECT_GT(failed, 0U) << name;
     o.resume = true;  // the checkpoint of such a run reads back
     EXPECT_EQ(run_search(space, *make_strategy(name, space, {}, 1), e, o).history.size(), 120U);
-    fs::remove_all(o.out_dir);
+    detail::remove_tree(o.out_dir);
   }
 }
 
@@ -167,7 +193,7 @@ TEST(Search, ResumesToExactlyTheUninterruptedResult) {
       EXPECT_EQ(resumed.history[i].metrics, full.history[i].metrics);
     }
     EXPECT_EQ(resumed.front, full.front);
-    fs::remove_all(o.out_dir);
+    detail::remove_tree(o.out_dir);
   }
 }
 
@@ -188,7 +214,7 @@ TEST(Search, RejectsUnknownMetricsAndForeignCheckpoints) {
   run_search(space, *make_strategy("random", space), e, o);
   o.resume = true;
   EXPECT_THROW(run_search(space, *make_strategy("rea", space), e, o), InvalidArgument);
-  fs::remove_all(o.out_dir);
+  detail::remove_tree(o.out_dir);
 }
 
 TEST(TableEvaluator, ReadsTheSharedNasBench201Tables) {
@@ -248,7 +274,7 @@ TEST(TableEvaluator, ErrorsNameFileAndLine) {
   u.add_csv((dir / "ok.csv").string());
   EXPECT_THROW(u.evaluate(space.from_native("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|")), EvaluationError);
   EXPECT_THROW(u.add_csv((dir / "missing.csv").string()), NotFound);
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 }  // namespace nasforge

@@ -1,7 +1,13 @@
 #pragma once
 // Writing a file so that a crash never leaves it half-written: the text goes to PATH.tmp,
 // which is then renamed over PATH (atomic on POSIX file systems). Shared by the search
-// driver, the differentiable search and the CLI.
+// driver, the differentiable search and the CLI. And removing a folder tree without
+// std::filesystem::remove_all (below).
+#include <ftw.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -25,6 +31,27 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::stri
   if (ec) {
     throw InvalidArgument(fmt::format("{}: cannot rename {} into place: {}", path.string(), tmp.string(), ec.message()));
   }
+}
+
+// Removes `path` and everything under it (symbolic links are removed, never followed); no
+// error if it does not exist, InvalidArgument naming the entry that could not be removed.
+// Not std::filesystem::remove_all: PyTorch's pip LibTorch (2.11) exports its own copy of that
+// symbol from libtorch.so, a program linked to it binds to that copy, and it jumped to address
+// 0 (a segfault in Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes on an H200 machine).
+inline void remove_tree(const std::filesystem::path& path) {
+  static thread_local std::string failed;
+  failed.clear();
+  const int rc = ::nftw(
+      path.c_str(),
+      [](const char* entry, const struct stat*, int, struct FTW*) -> int {
+        if (std::remove(entry) == 0 || errno == ENOENT) return 0;
+        failed = fmt::format("{} ({})", entry, std::strerror(errno));
+        return 1;
+      },
+      64, FTW_DEPTH | FTW_PHYS);
+  if (rc == 0 || (rc == -1 && errno == ENOENT)) return;
+  throw InvalidArgument(fmt::format("{}: cannot remove {}", path.string(),
+                                    failed.empty() ? std::string(std::strerror(errno)) : failed));
 }
 
 }  // namespace nasforge::detail

@@ -373,7 +373,7 @@ class Tree {
       if (!dir_.empty()) {  // a fresh tree: an earlier run's sub-supernets and leaf runs must not be resumed
         for (const auto& entry : fs::directory_iterator(dir_)) {
           const std::string name = entry.path().filename().string();
-          if (name.rfind("node_", 0) == 0 || name.rfind("leaf_", 0) == 0 || name == "tree.json") fs::remove_all(entry.path());
+          if (name.rfind("node_", 0) == 0 || name.rfind("leaf_", 0) == 0 || name == "tree.json") detail::remove_tree(entry.path());
         }
       }
       level_.push_back(make_node(so_, {}, Rng(so_.seed ^ 0xA7A7ULL)));

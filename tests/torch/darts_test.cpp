@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "detail/files.h"
 #include "nasforge/error.h"
 #include "nasforge/torch/latency.h"
 #include "testing/spaces.h"
@@ -321,8 +322,8 @@ TEST(Darts, ResumedSearchEndsWhereAnUninterruptedOneDoes) {
     o.seed = 9;
     const fs::path a = fs::temp_directory_path() / fmt::format("nasforge_darts_a_{}", algo);
     const fs::path b = fs::temp_directory_path() / fmt::format("nasforge_darts_b_{}", algo);
-    fs::remove_all(a);
-    fs::remove_all(b);
+    detail::remove_tree(a);
+    detail::remove_tree(b);
     o.out_dir = a.string();
     DartsResult full = run_darts(space, data, o);
     o.out_dir = b.string();
@@ -348,8 +349,8 @@ TEST(Darts, ResumedSearchEndsWhereAnUninterruptedOneDoes) {
     // Other settings are refused, not silently mixed.
     o.seed = 10;
     EXPECT_THROW(run_darts(space, data, o), InvalidArgument);
-    fs::remove_all(a);
-    fs::remove_all(b);
+    detail::remove_tree(a);
+    detail::remove_tree(b);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "detail/files.h"
 #include "nasforge/error.h"
 #include "testing/spaces.h"
 
@@ -390,8 +391,8 @@ TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
     o.restart = std::string(training) == "mixed";
     const fs::path a = fs::temp_directory_path() / fmt::format("nasforge_few_shot_a_{}", training);
     const fs::path b = fs::temp_directory_path() / fmt::format("nasforge_few_shot_b_{}", training);
-    fs::remove_all(a);
-    fs::remove_all(b);
+    detail::remove_tree(a);
+    detail::remove_tree(b);
     o.out_dir = a.string();
     const bool mixed = std::string(training) == "mixed";
     FewShotResult full;
@@ -450,8 +451,8 @@ TEST(FewShot, AStoppedTreeResumesToTheSameResultInBothTrainings) {
     // A checkpoint of other settings is refused, not silently continued.
     o.gm.repeats = 3;
     EXPECT_THROW(mixed ? (void)run_few_shot(space, data, o) : (void)train_sub_supernets(space, data, o), InvalidArgument);
-    fs::remove_all(a);
-    fs::remove_all(b);
+    detail::remove_tree(a);
+    detail::remove_tree(b);
   }
 }
 
@@ -557,7 +558,7 @@ TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
   // And stopped after the first epoch of the (parallel) final phase, then resumed.
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_parallel";
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
   o.out_dir = dir.string();
   o.on_epoch = [](const FewShotProgress& p) { return p.phase == "final" && p.epoch == 1; };
   EXPECT_TRUE(train_sub_supernets(space, data, o).stopped);
@@ -565,7 +566,7 @@ TEST(FewShot, ParallelLevelsGiveTheSequentialOneThreadResult) {
   o.resume = true;
   SubSupernets resumed = train_sub_supernets(space, data, o);
   EXPECT_TRUE(resumed.resumed);
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
   for (const SubSupernets* run : {&parallel, &resumed}) {
     ASSERT_EQ(run->leaves.size(), sequential.leaves.size());
     for (std::size_t l = 0; l < run->leaves.size(); ++l) {
@@ -582,7 +583,7 @@ TEST(FewShot, AFreshTreeRemovesAnEarlierRunsFiles) {
   auto space = tiny_nb201();
   TensorData data = synthetic_data(128, {1, 8, 8}, 10, 5);
   const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_stale";
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
   fs::create_directories(dir / "leaf_0");
   std::ofstream(dir / "leaf_0" / "checkpoint.pt") << "an earlier run's leaf";
   std::ofstream(dir / "node_7_0.pt") << "an earlier run's node";
@@ -602,7 +603,7 @@ TEST(FewShot, AFreshTreeRemovesAnEarlierRunsFiles) {
   EXPECT_FALSE(fs::exists(dir / "node_7_0.pt"));
   EXPECT_TRUE(fs::exists(dir / "keep.txt"));
   EXPECT_TRUE(fs::exists(dir / "tree.json"));
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 TEST(FewShot, DartsPtSplitsTheDartsSpaceWhereNoneIsMaskedFromTheStart) {
@@ -619,7 +620,7 @@ TEST(FewShot, DartsPtSplitsTheDartsSpaceWhereNoneIsMaskedFromTheStart) {
   o.final_epochs = 1;
   o.gm.repeats = 1;
   const fs::path dir = fs::temp_directory_path() / "nasforge_few_shot_darts_pt";
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
   o.out_dir = dir.string();
   // The split is what is tested (DARTS-PT's 18 projections per leaf would take a minute): stop
   // in the first leaf's first epoch and read the tree's checkpoint.
@@ -638,7 +639,7 @@ TEST(FewShot, DartsPtSplitsTheDartsSpaceWhereNoneIsMaskedFromTheStart) {
   }
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 7);
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 0), 1);  // none
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 }  // namespace nasforge

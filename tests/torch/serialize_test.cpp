@@ -12,6 +12,7 @@
 
 #include <torch/torch.h>
 
+#include "detail/files.h"
 #include "nasforge/error.h"
 #include "nasforge/torch/supernet.h"
 #include "testing/spaces.h"
@@ -42,7 +43,7 @@ Network make_subnetwork(const SearchSpace& space, const Architecture& arch) {
 
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("nasforge_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
+  detail::remove_tree(d);
   return d;
 }
 
@@ -81,7 +82,7 @@ TEST(Serialize, SubnetworkRoundTripGivesIdenticalOutputs) {
   ::torch::NoGradGuard ng;
   auto x = ::torch::randn({4, 1, 16, 16});
   EXPECT_EQ((net->forward(x) - loaded.network->forward(x)).abs().max().item<double>(), 0.0);
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 // Run by the next test in a child process: reloads the directory and writes its output.
@@ -116,7 +117,7 @@ TEST(Serialize, FreshProcessReloadsIdenticalOutputs) {
   ::torch::manual_seed(99);
   auto y = net->forward(::torch::randn({4, 1, 16, 16}));
   EXPECT_EQ((y - child).abs().max().item<double>(), 0.0);
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 TEST(Serialize, PythonTorchLoadReadsTheWeights) {
@@ -152,7 +153,7 @@ TEST(Serialize, PythonTorchLoadReadsTheWeights) {
   EXPECT_EQ(py_elements, elements);
   EXPECT_NEAR(py_sum, sum, 1e-9 * (1 + std::abs(sum)));
   EXPECT_EQ(py_value, static_cast<double>(net->named_parameters()["l0.conv.weight"].flatten()[3].item<float>()));
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 TEST(Serialize, ErrorsNameTheFileAndTheProblem) {
@@ -182,7 +183,7 @@ TEST(Serialize, ErrorsNameTheFileAndTheProblem) {
   std::ofstream(dir / "garbage.pt") << "not a pickle";
   EXPECT_THROW(load_weights(*wrong, (dir / "garbage.pt").string()), InvalidArgument);
   EXPECT_THROW(load_subnetwork((dir / "missing").string(), space), NotFound);
-  fs::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 }  // namespace nasforge

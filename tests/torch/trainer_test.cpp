@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <torch/torch.h>
 
+#include "detail/files.h"
 #include "nasforge/error.h"
 #include "nasforge/search_space.h"
 
@@ -60,7 +61,7 @@ TEST(Trainer, LearnsASyntheticTask) {
 TEST(Trainer, ResumesFromItsCheckpointToTheSameWeights) {
   auto data = synthetic_data(256, {1, 8, 8}, 4, 9);
   auto dir = std::filesystem::temp_directory_path() / "nasforge_trainer_test_ckpt";
-  std::filesystem::remove_all(dir);
+  detail::remove_tree(dir);
 
   ::torch::manual_seed(1);
   Network straight(small_net());
@@ -79,7 +80,7 @@ TEST(Trainer, ResumesFromItsCheckpointToTheSameWeights) {
   auto a = weights(straight), b = weights(resumed);
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(::torch::equal(a[i], b[i])) << "parameter " << i;
-  std::filesystem::remove_all(dir);
+  detail::remove_tree(dir);
 }
 
 TEST(Trainer, RejectsBadOptions) {
