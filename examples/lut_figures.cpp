@@ -9,7 +9,8 @@
 // timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU. It also reports
 // the other calibration fit (affine or scale only) on the same measurements;
 // NASFORGE_LUT_RETEST=1 measures every test network twice (test-retest agreement);
-// NASFORGE_LUT_REFERENCE=1 also reports latencies relative to a reference network timed beside.
+// NASFORGE_LUT_REFERENCE=1 also reports latencies relative to a reference network timed beside;
+// NASFORGE_LUT_EVENTS=1 times in-network GPU layers with CUDA events instead of a sync after each.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -24,6 +25,7 @@
 #include "nasforge/predictor.h"
 #include "nasforge/random.h"
 #include "nasforge/torch/latency.h"
+#include "nasforge/torch/network.h"
 
 int main(int argc, char** argv) {
   const std::string name = argc > 1 ? argv[1] : "nb201";
@@ -56,6 +58,12 @@ int main(int argc, char** argv) {
     if (std::getenv("NASFORGE_LUT_AFFINE")) po.calibration_fit = nasforge::CalibrationFit::kAffine;
     // NASFORGE_LUT_DEVICE=cuda (or cuda:N): profile and measure on a GPU.
     if (const char* d = std::getenv("NASFORGE_LUT_DEVICE")) po.device = nasforge::parse_device(d), po.device_name = d;
+    // NASFORGE_LUT_EVENTS=1: on a GPU, time in-network layers with CUDA events (to compare with a sync after each).
+    if (std::getenv("NASFORGE_LUT_EVENTS")) po.cuda_events = true;
+    if (po.device.is_cuda()) {
+      fmt::print("in-network layers on the GPU timed by {}\n", po.cuda_events && nasforge::cuda_event_timing_supported()
+                                                                 ? "CUDA events" : "a sync after each layer");
+    }
     auto t0 = std::chrono::steady_clock::now();
     auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

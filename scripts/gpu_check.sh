@@ -7,14 +7,14 @@
 #     libspdlog1.10 nlohmann-json3-dev libeigen3-dev libtbb-dev libtbb12 libtbbmalloc2 \
 #     libtbbbind-2-5 libhwloc15 libxgboost-dev libxgboost0 libdmlc0 zlib1g-dev libgtest-dev libgmock-dev)
 # Every step has a time limit and writes what it found under $OUT (default /tmp/gpu-check).
-#   scripts/gpu_check.sh [ENERGY_SECONDS=120] [STEPS=tests,backtrace,alltests,energy,lut]
+#   scripts/gpu_check.sh [ENERGY_SECONDS=120] [STEPS=tests,backtrace,energy,lut,alltests]
 # The energy step extends tests/data/measured/nb201_h200_b256_energy.csv (--resume) into $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/gpu-check}"
 mkdir -p "$OUT"
 energy_s="${1:-120}"
-steps="${2:-tests,backtrace,alltests,energy,lut}"
+steps="${2:-tests,backtrace,energy,lut,alltests}"
 want() { [[ ",$steps," == *",$1,"* ]]; }
 t0=$(date +%s)
 step() { echo "=== [$(( $(date +%s) - t0 )) s] $*"; }
@@ -80,20 +80,22 @@ $bin/nasforge measure --space search_spaces/nb201.json --arch '|nor_conv_3x3~0|+
 fi
 
 if want backtrace; then
-# Segfaulted on LibTorch 2.11 (pip, CUDA build; 2026-11-27) on its CPU path, passes on 1.13:
-# cuda-gdb (the machines have no gdb) prints where.
-step "backtrace of Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes"
-timeout 150 cuda-gdb -batch -ex run -ex bt --args $bin/nasforge_torch_tests \
-  --gtest_filter='Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes' > "$OUT/backtrace.txt" 2>&1
-grep -E "^#|SIG|OK|FAILED" "$OUT/backtrace.txt" | head -30
+# Segfaulted on LibTorch 2.11 (pip, CUDA build; 2026-11-27): std::filesystem::remove_all bound
+# to libtorch.so's own copy (now detail::remove_tree). Run it; if it fails, cuda-gdb (the
+# machines have no gdb) says where.
+step "Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes"
+nm -D --defined-only "$torch_root"/lib/libtorch*.so 2>/dev/null | c++filt | grep -E " std::(__fs::)?filesystem::" \
+  | sed -E 's/^[0-9a-f]+ //' | cut -c1-110 | sort -u > "$OUT/libtorch_filesystem_symbols.txt"
+echo "std::filesystem symbols libtorch exports: $(wc -l < "$OUT/libtorch_filesystem_symbols.txt") (in libtorch_filesystem_symbols.txt)"
+if ! timeout 120 $bin/nasforge_torch_tests --gtest_filter='Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes' \
+     > "$OUT/resume_test.txt" 2>&1; then
+  tail -5 "$OUT/resume_test.txt"
+  timeout 120 cuda-gdb -batch -ex run -ex bt --args $bin/nasforge_torch_tests \
+    --gtest_filter='Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes' > "$OUT/backtrace.txt" 2>&1
+  grep -E "^#|SIG|OK|FAILED" "$OUT/backtrace.txt" | head -30
+else
+  tail -1 "$OUT/resume_test.txt"
 fi
-
-if want alltests; then
-step "all other torch tests on this LibTorch (CPU paths too), what time allows"
-timeout "${ALLTESTS_SECONDS:-60}" $bin/nasforge_torch_tests --gtest_filter='-Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes' \
-  > "$OUT/torch_tests.log" 2>&1
-echo "exit $?; failed:"; grep -E "^\[  FAILED" "$OUT/torch_tests.log" | sort -u | head -20
-echo "last test started:"; grep -E "^\[ RUN" "$OUT/torch_tests.log" | tail -1; tail -3 "$OUT/torch_tests.log"
 fi
 
 if want energy; then
@@ -105,8 +107,21 @@ echo "rows: $(( $(wc -l < "$OUT/nb201_energy.csv") - 1 ))"
 fi
 
 if want lut; then
-step "latency table vs measurement on the GPU (NB201, batch 64, in-network, 50 networks)"
-NASFORGE_LUT_DEVICE=cuda timeout 80 $bin/nasforge_lut_figures nb201 50 64 1 "" median in-network 2>&1 | tail -4
+# LUT_ENV adds settings, e.g. LUT_ENV="NASFORGE_LUT_RETEST=1 NASFORGE_LUT_DUMP=1"; full output in $OUT/lut_*.txt.
+step "latency table vs measurement on the GPU (NB201, batch 64, in-network, 50 networks): CUDA events"
+env ${LUT_ENV:-} NASFORGE_LUT_EVENTS=1 NASFORGE_LUT_DEVICE=cuda timeout 80 $bin/nasforge_lut_figures nb201 50 64 1 "" median in-network \
+  > "$OUT/lut_events.txt" 2>&1; grep -v -E "^(test|calibration) " "$OUT/lut_events.txt" | tail -7
+step "the same with a sync after every layer"
+env ${LUT_ENV:-} NASFORGE_LUT_DEVICE=cuda timeout 80 $bin/nasforge_lut_figures nb201 50 64 1 "" \
+  median in-network > "$OUT/lut_sync.txt" 2>&1; grep -v -E "^(test|calibration) " "$OUT/lut_sync.txt" | tail -7
+fi
+
+if want alltests; then
+step "all other torch tests on this LibTorch (CPU paths too), what time allows"
+timeout "${ALLTESTS_SECONDS:-60}" $bin/nasforge_torch_tests --gtest_filter='-Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes' \
+  > "$OUT/torch_tests.log" 2>&1
+echo "exit $?; failed:"; grep -E "^\[  FAILED" "$OUT/torch_tests.log" | sort -u | head -20
+echo "last test started:"; grep -E "^\[ RUN" "$OUT/torch_tests.log" | tail -1; tail -3 "$OUT/torch_tests.log"
 fi
 
 step "done"

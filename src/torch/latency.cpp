@@ -193,7 +193,7 @@ std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::
     std::vector<std::vector<double>> reps(net.layers.size());
     std::size_t calls = 0;  // the first o.warmup calls are warm-up: their layer times are not kept
     time_calls([&] {
-      module->forward_timed(x, layer_ms);
+      module->forward_timed(x, layer_ms, o.cuda_events);
       if (calls++ < static_cast<std::size_t>(std::max(0, o.warmup))) return;
       for (std::size_t i = 0; i < layer_ms.size(); ++i) reps[i].push_back(layer_ms[i]);
     }, o);

@@ -7,7 +7,11 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 
+#include <c10/core/Event.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/cuda.h>
 #include <torch/nn/functional.h>
 #include <torch/nn/modules/batchnorm.h>
@@ -25,6 +29,93 @@ namespace {
 namespace F = ::torch::nn::functional;
 using ::torch::Tensor;
 using I = std::int64_t;
+
+}  // namespace
+
+namespace detail {
+// A network's CUDA timing events, kept between forward_timed calls.
+struct LayerEvents {
+  explicit LayerEvents(::torch::Device d) : device(d) {}
+  ::torch::Device device;
+  std::vector<c10::Event> events;
+};
+}  // namespace detail
+
+namespace {
+
+// Whether this LibTorch's c10::Event can time (elapsedTime: LibTorch 2.x; 1.13 has none).
+template <typename E, typename = void>
+struct EventsTime : std::false_type {};
+template <typename E>
+struct EventsTime<E, std::void_t<decltype(std::declval<const E&>().elapsedTime(std::declval<const E&>()))>>
+    : std::true_type {};
+
+// Times the layers of one forward (Network::forward_timed). On the CPU and for a CUDA input
+// with `events` off or unsupported: the wall time of each layer, a CUDA device synchronised
+// before the first and after every layer. With CUDA events: an event recorded on the current
+// stream before the first layer and after each, read once the last has completed, so the
+// launch queue runs as it does in an untimed forward and a layer's time is the stream's time
+// from the end of the layer before to its own end (launch gaps included).
+class LayerClock {
+ public:
+  // `cache` keeps the events between forwards (creating one costs launch-path time).
+  LayerClock(const Tensor& x, std::size_t layers, bool events, std::vector<double>& ms,
+             std::shared_ptr<detail::LayerEvents>& cache)
+      : cuda_(x.is_cuda()), device_(x.device()), ms_(ms) {
+    ms_.assign(layers, 0.0);
+    events_on_ = cuda_ && events && EventsTime<c10::Event>::value;
+    if (events_on_) {
+      stream_ = c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(device_);
+      if (!cache || cache->device != device_ || cache->events.size() != layers + 1) {
+        cache = std::make_shared<detail::LayerEvents>(device_);
+        cache->events.reserve(layers + 1);
+        for (std::size_t i = 0; i <= layers; ++i) {
+          cache->events.emplace_back(c10::DeviceType::CUDA, c10::EventFlag::BACKEND_DEFAULT);
+        }
+      }
+      events_ = &cache->events;
+      events_->front().record(*stream_);
+    } else {
+      sync();  // earlier queued work is no layer's
+    }
+  }
+  void start() {
+    if (!events_on_) t0_ = std::chrono::steady_clock::now();
+  }
+  void stop(std::size_t i) {
+    if (events_on_) {
+      (*events_)[i + 1].record(*stream_);
+      return;
+    }
+    sync();
+    ms_[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  void finish() {
+    if (!events_on_) return;
+    sync();  // every event has completed
+    for (std::size_t i = 0; i + 1 < events_->size(); ++i) ms_[i] = elapsed((*events_)[i], (*events_)[i + 1]);
+  }
+
+ private:
+  void sync() const {
+    if (cuda_) ::torch::cuda::synchronize(device_.index());
+  }
+  template <typename E>
+  static double elapsed(const E& from, const E& to) {
+    if constexpr (EventsTime<E>::value) {
+      return from.elapsedTime(to);
+    } else {
+      throw Error("CUDA event timing needs LibTorch 2.x (c10::Event::elapsedTime)");
+    }
+  }
+  bool cuda_;
+  ::torch::Device device_;
+  std::vector<double>& ms_;
+  bool events_on_ = false;
+  std::optional<c10::Stream> stream_;
+  std::vector<c10::Event>* events_ = nullptr;
+  std::chrono::steady_clock::time_point t0_;
+};
 
 Tensor activate(const Tensor& x, const std::string& fn) {
   if (fn == "none") return x;
@@ -458,20 +549,18 @@ NetworkImpl::NetworkImpl(ConcreteNetwork net, const LayerFactory& make) : net_(s
   }
 }
 
-std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector<double>* layer_ms) {
+std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector<double>* layer_ms, bool cuda_events) {
   NASFORGE_CHECK(x.dim() == static_cast<I>(net_.input_shape.size()) + 1,
                  "Network: expected an input [batch, {}], got {} dimensions",
                  shape_to_string(net_.input_shape), x.dim());
   const auto n = net_.layers.size();
   std::vector<Tensor> outs(n);
   auto input = [&](int idx) -> const Tensor& { return idx < 0 ? x : outs[idx]; };
-  if (layer_ms) layer_ms->assign(n, 0.0);
-  const bool cuda = x.is_cuda();
-  const auto device_index = x.device().index();
-  if (layer_ms && cuda) ::torch::cuda::synchronize(device_index);  // earlier queued work is no layer's
+  std::optional<LayerClock> clock;
+  if (layer_ms) clock.emplace(x, n, cuda_events, *layer_ms, layer_events_);
   for (std::size_t i = 0; i < n; ++i) {
     const auto& l = net_.layers[i];
-    const auto t0 = layer_ms ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+    if (clock) clock->start();
     if (l.op == "sum") {
       Tensor acc;
       for (int in : l.inputs) {
@@ -490,24 +579,26 @@ std::vector<Tensor> NetworkImpl::run(const Tensor& x, bool keep_all, std::vector
     } else {
       outs[i] = layers_[i].forward(input(l.inputs[0]));
     }
-    if (layer_ms) {
-      if (cuda) ::torch::cuda::synchronize(device_index);
-      (*layer_ms)[i] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    }
+    if (clock) clock->stop(i);
     if (keep_all) continue;
     // Free inputs nobody reads any more (keeps peak memory near the analytic estimate).
     for (int in : l.inputs) {
       if (in >= 0 && last_use_[in] == static_cast<int>(i)) outs[in] = Tensor();
     }
   }
+  if (clock) clock->finish();
   return outs;
 }
 
-std::vector<Tensor> NetworkImpl::forward_all(const Tensor& x) { return run(x, true, nullptr); }
+std::vector<Tensor> NetworkImpl::forward_all(const Tensor& x) { return run(x, true, nullptr, false); }
 
-Tensor NetworkImpl::forward(const Tensor& x) { return run(x, false, nullptr).back(); }
+Tensor NetworkImpl::forward(const Tensor& x) { return run(x, false, nullptr, false).back(); }
 
-Tensor NetworkImpl::forward_timed(const Tensor& x, std::vector<double>& layer_ms) { return run(x, false, &layer_ms).back(); }
+Tensor NetworkImpl::forward_timed(const Tensor& x, std::vector<double>& layer_ms, bool cuda_events) {
+  return run(x, false, &layer_ms, cuda_events).back();
+}
+
+bool cuda_event_timing_supported() { return EventsTime<c10::Event>::value; }
 
 std::shared_ptr<::torch::nn::Module> NetworkImpl::layer_module(std::size_t i) const {
   NASFORGE_CHECK(i < layers_.size(), "Network::layer_module: index {} outside [0, {})", i, layers_.size());

@@ -3,8 +3,14 @@
 // GPU machine (docs/supernet.md says how).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <numeric>
+
 #include <torch/torch.h>
 
+#include "nasforge/torch/network.h"
 #include "nasforge/torch/supernet.h"
 #include "nasforge/torch/trainer.h"
 #include "testing/spaces.h"
@@ -78,6 +84,47 @@ TEST(Cuda, TrainerRunsOnTheGpu) {
   EXPECT_LT(h.back().train_loss, h.front().train_loss);
   EXPECT_GT(h.back().test_accuracy, 0.9);  // 1.0 on the CPU from this seed
   EXPECT_TRUE(net->parameters().front().device().is_cuda());
+}
+
+// In-network layer times on the GPU: CUDA events (LibTorch 2.x) let kernels queue as in an
+// untimed forward, so the layers add up to the forward they came from; a sync after every
+// layer (the fallback) adds a launch from an empty queue to each.
+TEST(Cuda, LayerTimesAddUpToTheForward) {
+  NASFORGE_REQUIRE_CUDA();
+  auto space = SearchSpace::from_file(testing::space_path("nb201"));
+  Network net(space.resolve(space.parse_architecture("[3,3,1,2,3,0]")));
+  net->to(::torch::kCUDA);
+  net->eval();
+  ::torch::NoGradGuard no_grad;
+  auto x = ::torch::randn({64, 3, 32, 32}, ::torch::kCUDA);
+  std::vector<double> layer_ms;
+  EXPECT_TRUE(::torch::equal(net->forward_timed(x, layer_ms), net->forward(x)));
+  ASSERT_EQ(layer_ms.size(), net->concrete().layers.size());
+  auto median_of = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  // Interleaved, so that the host's drift reaches the three alike.
+  std::vector<double> whole, events_sums, sync_sums;
+  for (int i = 0; i < 30; ++i) {
+    ::torch::cuda::synchronize();
+    auto t0 = std::chrono::steady_clock::now();
+    net->forward(x);
+    ::torch::cuda::synchronize();
+    whole.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    for (bool events : {true, false}) {
+      net->forward_timed(x, layer_ms, events);
+      for (double ms : layer_ms) EXPECT_GE(ms, 0.0);
+      (events ? events_sums : sync_sums).push_back(std::accumulate(layer_ms.begin(), layer_ms.end(), 0.0));
+    }
+  }
+  const double forward_ms = median_of(whole), events_ms = median_of(events_sums), sync_ms = median_of(sync_sums);
+  std::cout << "NB201 batch 64 on the GPU: forward " << forward_ms << " ms; layers sum " << events_ms
+            << " ms (CUDA events: " << (cuda_event_timing_supported() ? "yes" : "not in this LibTorch") << "), "
+            << sync_ms << " ms (a sync after each layer)\n";
+  if (!cuda_event_timing_supported()) return;
+  EXPECT_GT(events_ms, 0.8 * forward_ms);
+  EXPECT_LT(events_ms, 1.25 * forward_ms);  // recording ~40 events costs launch-path time too
 }
 
 }  // namespace nasforge

@@ -49,6 +49,14 @@ struct ProfileOptions {
   /// networks. A supernet structure (mixed/select layers) cannot run whole; its layers are
   /// timed alone. The table records the method, and later completions follow it.
   bool in_network = false;
+  /// On a CUDA device, time in-network layers with CUDA events (Network::forward_timed) where
+  /// this LibTorch can (cuda_event_timing_supported()) instead of a sync after every layer.
+  /// Events let kernels queue as in an untimed forward, so layers sum closer to the forward
+  /// (NB201 at batch 64 on an H200: 1.08x the forward against 1.16x with syncs), but a layer's
+  /// share then depends on its neighbours (whether the queue was ahead or behind), and the
+  /// tables ranked networks worse in both runs measured (Spearman 0.735-0.753 against
+  /// 0.845-0.869 with syncs; docs/performance.md): off by default.
+  bool cuda_events = false;
   /// Call nasforge::reuse_freed_memory() (allocator.h) before timing: without it glibc faults
   /// in fresh pages for every large tensor of every call, timings depend on the allocator's
   /// history, and layers do not add up to networks. Process-wide and permanent, so what runs

@@ -10,6 +10,7 @@
 /// Network.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ using TorchOpFactory = std::function<::torch::nn::AnyModule(const ConcreteLayer&
 /// Registers the torch implementation of a user op (one registered with `register_op`).
 /// Throws InvalidArgument if the op already has one.
 void register_torch_op(const std::string& op, TorchOpFactory factory);
+
+namespace detail {
+struct LayerEvents;
+}  // namespace detail
 
 /// A network built from a ConcreteNetwork.
 class NetworkImpl : public ::torch::nn::Module {
@@ -50,11 +55,17 @@ class NetworkImpl : public ::torch::nn::Module {
   /// return an all-zero tensor of their shape.
   std::vector<::torch::Tensor> forward_all(const ::torch::Tensor& x);
 
-  /// Runs the network like forward() and writes each layer's wall time in milliseconds into
-  /// `layer_ms` (index i = layer i; a CUDA input is synchronised after every layer). The
-  /// latency profiler times layers this way, inside whole networks, where their caches and
-  /// allocator state are those of a real inference.
-  ::torch::Tensor forward_timed(const ::torch::Tensor& x, std::vector<double>& layer_ms);
+  /// Runs the network like forward() and writes each layer's time in milliseconds into
+  /// `layer_ms` (index i = layer i). The latency profiler times layers this way, inside whole
+  /// networks, where their caches and allocator state are those of a real inference.
+  /// On the CPU: each layer's wall time. For a CUDA input: by default the device is
+  /// synchronised before the first and after every layer and wall times are taken (each layer
+  /// then also pays a launch from an empty queue). With `cuda_events` and a LibTorch whose
+  /// events time (cuda_event_timing_supported()): CUDA events on the current stream around
+  /// every layer (created once per network), read after the forward, so kernels queue as in an
+  /// untimed forward and a layer's time is the stream's time from the previous layer's end to
+  /// its own (launch gaps included: the layers add up to the forward).
+  ::torch::Tensor forward_timed(const ::torch::Tensor& x, std::vector<double>& layer_ms, bool cuda_events = false);
 
   /// The concrete network this module implements.
   const ConcreteNetwork& concrete() const noexcept { return net_; }
@@ -66,11 +77,17 @@ class NetworkImpl : public ::torch::nn::Module {
   std::int64_t num_parameters() const;
 
  private:
-  std::vector<::torch::Tensor> run(const ::torch::Tensor& x, bool keep_all, std::vector<double>* layer_ms);
+  std::vector<::torch::Tensor> run(const ::torch::Tensor& x, bool keep_all, std::vector<double>* layer_ms,
+                                   bool cuda_events);
   ConcreteNetwork net_;
   std::vector<::torch::nn::AnyModule> layers_;  // empty AnyModule for sum, concat, zero
   std::vector<int> last_use_;                   // free intermediate tensors after their last reader
+  std::shared_ptr<detail::LayerEvents> layer_events_;  // forward_timed's CUDA events, reused
 };
 TORCH_MODULE(Network);
+
+/// Whether this LibTorch times CUDA events (c10::Event::elapsedTime: LibTorch 2.x, not 1.13),
+/// which Network::forward_timed uses for CUDA inputs when asked to.
+bool cuda_event_timing_supported();
 
 }  // namespace nasforge
