@@ -9,7 +9,8 @@
 // timing then feeds its prediction. NASFORGE_LUT_DEVICE=cuda runs it on a GPU. It also reports
 // the other calibration fit (affine or scale only) on the same measurements;
 // NASFORGE_LUT_RETEST=1 measures every test network twice (test-retest agreement);
-// NASFORGE_LUT_REFERENCE=1 also reports latencies relative to a reference network timed beside;
+// NASFORGE_LUT_REFERENCE=1 profiles and measures beside a reference network (ProfileOptions::reference)
+// and also reports the figures at the reference's speed;
 // NASFORGE_LUT_EVENTS=1 times in-network GPU layers with CUDA events instead of a sync after each.
 #include <algorithm>
 #include <chrono>
@@ -64,12 +65,21 @@ int main(int argc, char** argv) {
       fmt::print("in-network layers on the GPU timed by {}\n", po.cuda_events && nasforge::cuda_event_timing_supported()
                                                                  ? "CUDA events" : "a sync after each layer");
     }
+    // NASFORGE_LUT_REFERENCE=1: profile and measure beside a reference network
+    // (ProfileOptions::reference): the table's entries and calibration and each test network's
+    // latency are brought to the reference's speed when the table was begun, dividing out the
+    // machine's drift; reported beside the absolute figures.
+    if (std::getenv("NASFORGE_LUT_REFERENCE")) {
+      nasforge::Rng pick(777);
+      po.reference = space.resolve(space.sample(pick));
+    }
     auto t0 = std::chrono::steady_clock::now();
     auto lut = nasforge::profile_space(space, po, samples, 20, /*seed=*/1);
     double profile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     constexpr std::uint64_t kTestSeed = 12345;  // test networks: another seed than the profiling samples
     nasforge::Rng rng(kTestSeed);
     std::vector<double> predicted, measured, layers;
+    std::vector<double> at_reference_speed, refs;  // with NASFORGE_LUT_REFERENCE
     std::size_t lazy = 0;
     std::vector<double> covered_predicted, covered_measured;  // networks whose layers the samples covered
     for (std::size_t i = 0; i < n; ++i) {
@@ -80,7 +90,14 @@ int main(int argc, char** argv) {
       lazy += new_layers;
       predicted.push_back(lut.predict(net));
       layers.push_back(lut.layers_ms(net));
-      measured.push_back(nasforge::measure_latency_ms(net, po));
+      if (po.reference) {
+        const auto r = nasforge::measure_relative_latency(net, po);
+        measured.push_back(r.ms);
+        at_reference_speed.push_back(r.relative() * lut.reference_ms);
+        refs.push_back(r.reference_ms);
+      } else {
+        measured.push_back(nasforge::measure_latency_ms(net, po));
+      }
       if (!new_layers) covered_predicted.push_back(predicted.back()), covered_measured.push_back(measured.back());
     }
     // NASFORGE_LUT_RETEST=1: measure every test network a second time after the first pass
@@ -104,42 +121,12 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < n; ++i) fmt::print("retest {:.3f} {:.3f}\n", measured[i], second[i]);
       }
     }
-    // NASFORGE_LUT_REFERENCE=1: a fixed reference network is timed before and after every
-    // measurement, and each network's latency is taken relative to it (as the benchmark gate
-    // divides by BM_Reference): what is left when the machine's changing speed is divided out.
-    // The table is recalibrated on 20 fresh networks in the same units.
-    if (std::getenv("NASFORGE_LUT_REFERENCE")) {
-      nasforge::Rng pick(777);
-      const auto ref = space.resolve(space.sample(pick));
-      std::vector<double> refs;
-      auto relative = [&](const nasforge::ConcreteNetwork& net) {
-        const double before = nasforge::measure_latency_ms(ref, po);
-        const double m = nasforge::measure_latency_ms(net, po);
-        const double after = nasforge::measure_latency_ms(ref, po);
-        refs.push_back(before), refs.push_back(after);
-        return m / (0.5 * (before + after));
-      };
-      nasforge::LatencyTable rel = lut;
-      rel.calibration.clear();
-      nasforge::Rng cal(4242);
-      for (int i = 0; i < 20; ++i) {
-        auto net = space.resolve(space.sample(cal));
-        nasforge::profile_layers(rel, {net}, po);
-        rel.calibration.push_back({rel.layers_ms(net), relative(net)});
-      }
-      rel.fit_calibration(po.calibration_fit);
-      nasforge::Rng again(kTestSeed);
-      std::vector<double> p_rel, m_rel;
-      for (std::size_t i = 0; i < n; ++i) {
-        auto net = space.resolve(space.sample(again));
-        nasforge::profile_layers(rel, {net}, po);
-        p_rel.push_back(rel.predict(net));
-        m_rel.push_back(relative(net));
-      }
-      auto r = nasforge::prediction_quality(p_rel, m_rel);
-      fmt::print("relative to a reference network timed before and after each measurement (it took {:.3f}-{:.3f} ms): "
-                 "spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n", *std::min_element(refs.begin(), refs.end()),
-                 *std::max_element(refs.begin(), refs.end()), r.spearman, 100 * r.within_10pct, 100 * r.mape);
+    if (po.reference) {
+      auto r = nasforge::prediction_quality(predicted, at_reference_speed);
+      fmt::print("at the reference's speed (the test networks measured beside it: {:.3f}-{:.3f} ms, {:.3f} ms when the "
+                 "table was begun): spearman {:.4f}  within ±10% {:.1f}%  MAPE {:.2f}%\n",
+                 *std::min_element(refs.begin(), refs.end()), *std::max_element(refs.begin(), refs.end()),
+                 lut.reference_ms, r.spearman, 100 * r.within_10pct, 100 * r.mape);
     }
     auto q = nasforge::prediction_quality(predicted, measured);
     if (std::getenv("NASFORGE_LUT_DUMP")) {  // calibration, then test: layers sum, predicted, measured

@@ -219,9 +219,11 @@ nlohmann::json LatencyTable::to_json() const {
   for (const auto& p : calibration) {
     if (std::isfinite(p.layers_ms) && std::isfinite(p.measured_ms)) points.push_back({p.layers_ms, p.measured_ms});
   }
-  return {{"batch", batch}, {"threads", threads}, {"fixed_ms", fixed_ms}, {"scale", scale},
-          {"device", device}, {"timing", in_network ? "in-network" : "alone"}, {"layers", ms},
-          {"calibration", points}};
+  nlohmann::json j = {{"batch", batch}, {"threads", threads}, {"fixed_ms", fixed_ms}, {"scale", scale},
+                      {"device", device}, {"timing", in_network ? "in-network" : "alone"}, {"layers", ms},
+                      {"calibration", points}};
+  if (reference_ms > 0) j["reference"] = {{"ms", reference_ms}, {"fingerprint", reference_fingerprint}};
+  return j;
 }
 
 LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
@@ -252,6 +254,16 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
         }
         t.calibration.push_back({p[0].get<double>(), p[1].get<double>()});
       }
+    }
+    if (j.contains("reference")) {  // {"ms": positive, "fingerprint": text}; absent in absolute tables
+      const auto& r = j.at("reference");
+      if (!r.is_object() || !r.contains("ms") || !r.at("ms").is_number() || !(r.at("ms").get<double>() > 0) ||
+          !std::isfinite(r.at("ms").get<double>()) || !r.contains("fingerprint") || !r.at("fingerprint").is_string()) {
+        throw InvalidArgument(fmt::format("latency table: \"reference\": expected {{\"ms\": a positive number, "
+                                          "\"fingerprint\": text}}, found {}", r.dump()));
+      }
+      t.reference_ms = r.at("ms").get<double>();
+      t.reference_fingerprint = r.at("fingerprint").get<std::string>();
     }
   } catch (const nlohmann::json::exception& e) {
     throw InvalidArgument(fmt::format("latency table: expected batch, threads, fixed_ms, scale and layers (and optionally calibration: [[layers_ms, measured_ms], ...]): {}", e.what()));

@@ -231,4 +231,27 @@ TEST(LatencyTable, CalibrationPointsRoundTripThroughJson) {
   EXPECT_THROW(LatencyTable::from_json(old), InvalidArgument);
 }
 
+TEST(LatencyTable, AReferenceRoundTripsThroughJsonAndIsChecked) {
+  LatencyTable t;
+  t.ms["k"] = 1.0;
+  EXPECT_FALSE(t.to_json().contains("reference"));  // absolute tables say nothing
+  EXPECT_EQ(LatencyTable::from_json(t.to_json()).reference_ms, 0.0);
+  t.reference_ms = 4.25;
+  t.reference_fingerprint = "00ff00ff00ff00ff";
+  const auto back = LatencyTable::from_json(nlohmann::json::parse(t.to_json().dump()));
+  EXPECT_EQ(back.reference_ms, 4.25);
+  EXPECT_EQ(back.reference_fingerprint, "00ff00ff00ff00ff");
+  for (const char* bad : {R"({"ms": 0, "fingerprint": "a"})", R"({"ms": -1, "fingerprint": "a"})",
+                          R"({"ms": 2})", R"({"ms": "2", "fingerprint": "a"})", R"([2, "a"])"}) {
+    auto j = t.to_json();
+    j["reference"] = nlohmann::json::parse(bad);
+    try {
+      LatencyTable::from_json(j);
+      ADD_FAILURE() << "accepted reference " << bad;
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("\"reference\""), std::string::npos) << e.what();
+    }
+  }
+}
+
 }  // namespace nasforge

@@ -169,6 +169,13 @@ struct LatencyTable {
   bool in_network = false;
   /// The measurements the calibration was fitted to (kept, so it can be refitted).
   std::vector<CalibrationPoint> calibration;
+  /// For a table profiled beside a reference network (ProfileOptions::reference in
+  /// torch/latency.h): the reference's milliseconds when the table was begun — every entry and
+  /// calibration point is expressed at the speed the machine had then, so the table predicts
+  /// at that speed (reanchor() moves it to today's) — and which network it was (a fingerprint
+  /// of its ConcreteNetwork::to_string()). 0 and empty for a table of absolute timings.
+  double reference_ms = 0;
+  std::string reference_fingerprint;
   /// Sum over the layers of `net` plus the overhead; NotFound names a missing layer key.
   double predict(const ConcreteNetwork& net) const;
   /// Sum over the layers of `net`, uncalibrated (NotFound as predict).

@@ -61,6 +61,8 @@ struct Args {
   bool energy = false;         // measure: energy per forward too
   double energy_ms = 500;      // measure --energy: the counter window
   std::string calibration_fit = "scale";  // profile: scale | affine
+  std::string reference;                  // profile: ARCH, the reference network to profile beside
+  std::string reanchor;                   // profile: a referenced LUT.json to move to today's speed
   // supernet / extract
   std::string supernet;
   bool kernel_transform = false;
@@ -120,6 +122,10 @@ inline Args parse_args(int argc, char** argv, int first) {
       a.device = value(s);
     } else if (s == "--energy") {
       a.energy = true;
+    } else if (s == "--reference") {
+      a.reference = value(s);
+    } else if (s == "--reanchor") {
+      a.reanchor = value(s);
     } else if (s == "--calibration-fit") {
       a.calibration_fit = value(s);
       if (a.calibration_fit != "scale" && a.calibration_fit != "affine") {

@@ -112,12 +112,16 @@ Usage:
       cost model JSON (a latency table from `profile`, analytic, energy).
   nasforge profile --space FILE [--set K=V]... [--batch B] [--threads T] [--samples N]
                    [--calibration N] [--calibration-fit scale|affine] [--fastest] [--in-network]
-                   [--device D] --out LUT.json
+                   [--reference ARCH] [--device D] --out LUT.json
+  nasforge profile --space FILE --reanchor LUT.json [--out NEW.json]
       Times every distinct layer of N random architectures (all, for a smaller space; default
       300) on this machine into a latency table, calibrated against N end-to-end measurements.
       --in-network times the layers inside those networks (default 30): the accurate way at
       larger batches (docs/predictors.md). --calibration-fit affine fits a fixed overhead
-      too (Theil-Sen); the default is the median ratio alone.
+      too (Theil-Sen); the default is the median ratio alone. --reference times network ARCH
+      beside every measurement and brings all of them to its speed when profiling began: for
+      a machine whose speed drifts. --reanchor times a referenced table's reference now and
+      rescales the table to today's speed (in place, or into NEW.json).
   nasforge measure --space FILE --arch ARCH [--set K=V]... [--batch B] [--threads T] [--fastest]
                    [--device D] [--energy] [--energy-ms MS]
   nasforge measure --space FILE --samples N --out CSV [--seed S] [--resume] [same options]

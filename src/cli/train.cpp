@@ -261,23 +261,64 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
 }
 }  // namespace
 
+namespace {
+// A latency table as `nasforge profile` writes it: the space's name and fingerprint, the
+// reference network's architecture string where it was profiled beside one, the table.
+void write_lut(const std::string& path, const SearchSpace& space, const LatencyTable& table, const std::string& reference) {
+  nlohmann::json out{{"kind", "lut"}, {"space", space.name()}, {"fingerprint", space.fingerprint()},
+                     {"cost_model", make_lut_cost_model(space, table)->to_json()}};
+  if (!reference.empty()) out["reference"] = reference;
+  detail::write_file_atomic(path, out.dump(1) + "\n");
+}
+
+// Reads a table `nasforge profile` wrote; `reference` receives its reference architecture, if any.
+LatencyTable read_lut(const std::string& path, std::string* reference) {
+  std::ifstream in(path);
+  if (!in) throw NotFound(fmt::format("{}: cannot open the latency table", path));
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("cost_model")) {
+    throw InvalidArgument(fmt::format("{}: not a latency table written by nasforge profile", path));
+  }
+  if (reference) *reference = j.contains("reference") && j["reference"].is_string() ? j["reference"].get<std::string>() : "";
+  return LatencyTable::from_json(j["cost_model"]);
+}
+}  // namespace
+
 int cmd_profile(const Args& a) {
-  if (a.space.empty() || a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
+  if (a.space.empty()) throw UsageError("profile: expected --space FILE");
   auto space = SearchSpace::from_file(a.space, a.overrides);
-  const ProfileOptions po = profile_options(a);
+  ProfileOptions po = profile_options(a);
+  if (!a.reanchor.empty()) {  // --reanchor LUT.json [--out NEW.json]: today's speed, by the reference's timing
+    std::string reference;
+    LatencyTable table = read_lut(a.reanchor, &reference);
+    if (reference.empty()) {
+      throw UsageError(fmt::format("profile --reanchor: {} was profiled without --reference; profile it again", a.reanchor));
+    }
+    if (!a.reference.empty() && a.reference != reference) {
+      throw UsageError(fmt::format("profile --reanchor: {} was profiled beside {}, not {}", a.reanchor, reference, a.reference));
+    }
+    po.reference = space.resolve(space.parse_architecture(reference));
+    const double then = table.reference_ms;
+    const double k = reanchor(table, po);
+    const std::string out = a.out.empty() ? a.reanchor : a.out;
+    write_lut(out, space, table, reference);
+    fmt::print("the reference network took {:.3f} ms when profiled, {:.3f} ms now: the table scaled by {:.4f}; written to {}\n",
+               then, table.reference_ms, k, out);
+    return 0;
+  }
+  if (a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
+  if (!a.reference.empty()) po.reference = space.resolve(space.parse_architecture(a.reference));
   const auto t0 = std::chrono::steady_clock::now();
   const std::size_t samples = a.samples > 0 ? static_cast<std::size_t>(a.samples) : po.in_network ? 30 : 300;
   auto table = profile_space(space, po, samples, static_cast<std::size_t>(a.calibration), a.seed);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json out{{"kind", "lut"}, {"space", space.name()}, {"fingerprint", space.fingerprint()},
-                     {"cost_model", make_lut_cost_model(space, table)->to_json()}};
-  std::ofstream f(a.out);
-  f << out.dump(1) << "\n";
-  if (!f) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
+  write_lut(a.out, space, table, a.reference);
   fmt::print("profiled {} layer configurations of {} at batch {} on {} ({} thread(s), {}) in {:.1f} s; calibration "
-             "{:.3f} ms + {:.3f} x sum; written to {}\n",
+             "{:.3f} ms + {:.3f} x sum{}; written to {}\n",
              table.ms.size(), space.name(), po.batch, a.device, po.threads, po.in_network ? "inside networks" : "alone", s,
-             table.fixed_ms, table.scale, a.out);
+             table.fixed_ms, table.scale,
+             table.reference_ms > 0 ? fmt::format(", at the speed the reference ran {:.3f} ms", table.reference_ms) : "",
+             a.out);
   return 0;
 }
 
@@ -336,18 +377,12 @@ int cmd_search_darts(const Args& a) {
   std::unique_ptr<CostModel> lut_model;
   if (a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty()) {  // --cost alone: report E[LAT]
     LatencyTable table;
-    if (!a.cost.empty()) {
-      std::ifstream in(a.cost);
-      if (!in) throw NotFound(fmt::format("{}: cannot open the latency table", a.cost));
-      nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-      if (j.is_discarded() || !j.contains("cost_model")) {
-        throw InvalidArgument(fmt::format("{}: not a latency table written by nasforge profile", a.cost));
-      }
-      table = LatencyTable::from_json(j["cost_model"]);
-    }
-    ProfileOptions po;  // the table's batch and threads, or batch 1 on one thread
+    std::string reference;
+    if (!a.cost.empty()) table = read_lut(a.cost, &reference);
+    ProfileOptions po;  // the table's batch and threads (and reference), or batch 1 on one thread
     po.batch = table.ms.empty() ? 1 : table.batch;
     po.threads = table.ms.empty() ? 1 : table.threads;
+    if (!reference.empty()) po.reference = space.resolve(space.parse_architecture(reference));
     const auto before = table.ms.size();
     const auto t0 = std::chrono::steady_clock::now();
     profile_layers(table, {space.supernet()}, po);  // what the table lacks, timed here

@@ -72,6 +72,13 @@ std::pair<Network, ::torch::Tensor> ready(const ConcreteNetwork& net, const Prof
   return {module, ::torch::randn(batched(o.batch, net.input_shape), ::torch::TensorOptions().device(o.device))};
 }
 
+// A stable name for a reference network: FNV-1a (64 bits) of its printed form.
+std::string fingerprint(const ConcreteNetwork& net) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : net.to_string()) h = (h ^ c) * 1099511628211ULL;
+  return fmt::format("{:016x}", h);
+}
+
 }  // namespace
 
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
@@ -80,6 +87,70 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   ::torch::NoGradGuard no_grad;
   auto [module, x] = ready(net, o);
   return time_median([&] { module->forward(x); }, o);
+}
+
+RelativeLatency measure_relative_latency(const ConcreteNetwork& net, const ProfileOptions& o) {
+  NASFORGE_CHECK(o.reference.has_value(), "measure_relative_latency: ProfileOptions::reference is not set");
+  const double before = measure_latency_ms(*o.reference, o);
+  RelativeLatency r;
+  r.ms = measure_latency_ms(net, o);
+  r.reference_ms = 0.5 * (before + measure_latency_ms(*o.reference, o));
+  return r;
+}
+
+namespace {
+// Makes `table` and `o` agree on the reference: a table begun with one records its latency
+// now and its fingerprint; one that has a reference must be completed beside the same network.
+// Returns whether the table is referenced (with `o.reference` set).
+bool anchor(LatencyTable& table, const ProfileOptions& o) {
+  if (!o.reference) {
+    NASFORGE_CHECK(table.reference_ms <= 0,
+                   "latency table: it was profiled beside reference network {}; set ProfileOptions::reference to "
+                   "that network to complete it", table.reference_fingerprint);
+    return false;
+  }
+  const std::string fp = fingerprint(*o.reference);
+  if (table.reference_ms > 0) {
+    NASFORGE_CHECK(table.reference_fingerprint == fp,
+                   "latency table: it was profiled beside reference network {}, ProfileOptions::reference is {}",
+                   table.reference_fingerprint, fp);
+    return true;
+  }
+  NASFORGE_CHECK(table.ms.empty() && table.calibration.empty(),
+                 "latency table: it holds {} entries timed without a reference; a reference network "
+                 "(ProfileOptions::reference) can only begin a table", table.ms.size());
+  table.reference_ms = measure_latency_ms(*o.reference, o);
+  table.reference_fingerprint = fp;
+  return true;
+}
+
+// The factor that takes timings made while `time_them` ran to the table's reference speed:
+// reference_ms / the reference timed just before and after (1 without a reference).
+template <typename F>
+double at_reference_speed(const LatencyTable& table, const ProfileOptions& o, F&& time_them) {
+  if (!o.reference || table.reference_ms <= 0) {
+    time_them();
+    return 1.0;
+  }
+  const double before = measure_latency_ms(*o.reference, o);
+  time_them();
+  const double after = measure_latency_ms(*o.reference, o);
+  return table.reference_ms / (0.5 * (before + after));
+}
+}  // namespace
+
+double reanchor(LatencyTable& table, const ProfileOptions& o) {
+  NASFORGE_CHECK(table.reference_ms > 0, "reanchor: the table was profiled without a reference network");
+  NASFORGE_CHECK(o.reference.has_value(), "reanchor: ProfileOptions::reference is not set");
+  NASFORGE_CHECK(table.reference_fingerprint == fingerprint(*o.reference),
+                 "reanchor: the table was profiled beside reference network {}, ProfileOptions::reference is {}",
+                 table.reference_fingerprint, fingerprint(*o.reference));
+  const double k = measure_latency_ms(*o.reference, o) / table.reference_ms;
+  table.fixed_ms *= k;
+  table.scale *= k;
+  table.reference_ms *= k;
+  for (auto& p : table.calibration) p.measured_ms *= k;
+  return k;
 }
 
 ::torch::Device parse_device(const std::string& name) {
@@ -192,13 +263,15 @@ std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::
     std::vector<double> layer_ms;
     std::vector<std::vector<double>> reps(net.layers.size());
     std::size_t calls = 0;  // the first o.warmup calls are warm-up: their layer times are not kept
-    time_calls([&] {
-      module->forward_timed(x, layer_ms, o.cuda_events);
-      if (calls++ < static_cast<std::size_t>(std::max(0, o.warmup))) return;
-      for (std::size_t i = 0; i < layer_ms.size(); ++i) reps[i].push_back(layer_ms[i]);
-    }, o);
+    const double speed = at_reference_speed(table, o, [&] {
+      time_calls([&] {
+        module->forward_timed(x, layer_ms, o.cuda_events);
+        if (calls++ < static_cast<std::size_t>(std::max(0, o.warmup))) return;
+        for (std::size_t i = 0; i < layer_ms.size(); ++i) reps[i].push_back(layer_ms[i]);
+      }, o);
+    });
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
-      if (!table.ms.count(keys[i])) found[keys[i]].push_back(statistic(reps[i], o.fastest));
+      if (!table.ms.count(keys[i])) found[keys[i]].push_back(speed * statistic(reps[i], o.fastest));
     }
   }
   for (auto& [key, v] : found) table.ms.emplace(key, statistic(v, false));
@@ -212,6 +285,7 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
   ::torch::NoGradGuard no_grad;
   // A table is completed the way it was profiled (its one scale fits one timing method).
   const bool in_network = table.ms.empty() ? o.in_network : table.in_network;
+  anchor(table, o);
   table.batch = o.batch;
   table.threads = o.threads;
   table.device = o.device_name;
@@ -222,49 +296,61 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
     if (supernets.empty()) return;
   }
   const auto opts = ::torch::TensorOptions().device(o.device);
+  // Layer i of `net` timed alone.
+  auto time_alone = [&](const ConcreteNetwork& net, std::size_t i) {
+    const auto& l = net.layers[i];
+    double ms = 0;
+    if (l.op == "mixed" || l.op == "select") {  // supernet bookkeeping, costed by expected_latency_ms
+      ms = 0;
+    } else if (l.op == "zero") {  // Network materialises zeros of the output shape
+      auto shape = batched(o.batch, l.output_shape);
+      ms = time_median([&] { ::torch::zeros(shape, opts); }, o);
+    } else if (l.op == "sum") {
+      std::vector<::torch::Tensor> in;
+      for (std::size_t k = 0; k < l.inputs.size(); ++k) {
+        int src = l.inputs[k];
+        if (src < 0 || net.layers[static_cast<std::size_t>(src)].op != "zero") {
+          in.push_back(::torch::randn(batched(o.batch, l.input_shapes[k]), opts));
+        }
+      }
+      ms = in.size() <= 1 ? 0.0 : time_median([&] {
+        ::torch::Tensor acc = in[0];
+        for (std::size_t k = 1; k < in.size(); ++k) acc = acc + in[k];
+      }, o);
+    } else if (l.op == "concat") {
+      std::vector<::torch::Tensor> in;
+      for (const auto& s : l.input_shapes) in.push_back(::torch::randn(batched(o.batch, s), opts));
+      ms = time_median([&] { ::torch::cat(in, 1); }, o);
+    } else {
+      auto m = detail::make_layer_module(l);
+      m.ptr()->to(o.device);
+      m.ptr()->eval();
+      auto x = ::torch::randn(batched(o.batch, l.input_shapes.at(0)), opts);
+      ms = time_median([&] { m.forward(x); }, o);
+    }
+    return ms;
+  };
   for (const auto& net : in_network ? supernets : nets) {
+    std::vector<std::size_t> todo;  // this network's layers the table lacks, each key once
+    std::map<std::string, double> fresh;
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
       const std::string key = layer_key(net, i);
-      if (table.ms.count(key)) continue;
-      const auto& l = net.layers[i];
-      double ms = 0;
-      if (l.op == "mixed" || l.op == "select") {  // supernet bookkeeping, costed by expected_latency_ms
-        ms = 0;
-      } else if (l.op == "zero") {  // Network materialises zeros of the output shape
-        auto shape = batched(o.batch, l.output_shape);
-        ms = time_median([&] { ::torch::zeros(shape, opts); }, o);
-      } else if (l.op == "sum") {
-        std::vector<::torch::Tensor> in;
-        for (std::size_t k = 0; k < l.inputs.size(); ++k) {
-          int src = l.inputs[k];
-          if (src < 0 || net.layers[static_cast<std::size_t>(src)].op != "zero") {
-            in.push_back(::torch::randn(batched(o.batch, l.input_shapes[k]), opts));
-          }
-        }
-        ms = in.size() <= 1 ? 0.0 : time_median([&] {
-          ::torch::Tensor acc = in[0];
-          for (std::size_t k = 1; k < in.size(); ++k) acc = acc + in[k];
-        }, o);
-      } else if (l.op == "concat") {
-        std::vector<::torch::Tensor> in;
-        for (const auto& s : l.input_shapes) in.push_back(::torch::randn(batched(o.batch, s), opts));
-        ms = time_median([&] { ::torch::cat(in, 1); }, o);
-      } else {
-        auto m = detail::make_layer_module(l);
-        m.ptr()->to(o.device);
-        m.ptr()->eval();
-        auto x = ::torch::randn(batched(o.batch, l.input_shapes.at(0)), opts);
-        ms = time_median([&] { m.forward(x); }, o);
-      }
-      table.ms.emplace(key, ms);
+      if (!table.ms.count(key) && fresh.emplace(key, 0.0).second) todo.push_back(i);
     }
+    if (todo.empty()) continue;
+    const double speed = at_reference_speed(table, o, [&] {
+      for (std::size_t i : todo) fresh[layer_key(net, i)] = time_alone(net, i);
+    });
+    for (const auto& [key, ms] : fresh) table.ms.emplace(key, speed * ms);
   }
 }
 
 void calibrate(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
   for (const auto& net : nets) {
     profile_layers(table, {net}, o);
-    table.calibration.push_back({table.layers_ms(net), measure_latency_ms(net, o)});
+    const double measured = anchor(table, o) ? measure_relative_latency(net, o).relative() * table.reference_ms
+                                             : measure_latency_ms(net, o);
+    table.calibration.push_back({table.layers_ms(net), measured});
   }
   // The median ratio by default: robust to the odd measurement a shared host disturbs (a
   // least-squares line through 20 such points swung the scale from 0.96 to 0.79 between two runs).

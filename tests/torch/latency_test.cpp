@@ -91,6 +91,59 @@ TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
 #endif
 }
 
+// A table profiled beside a reference network records it, keeps it through JSON, is completed
+// only beside the same one, and moves to today's speed by one timing (reanchor).
+TEST(Latency, AReferencedTableRecordsItsReferenceAndReanchors) {
+  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  ProfileOptions o;
+  o.min_reps = 3;
+  o.min_ms = 1;
+  o.warmup = 1;
+  o.in_network = true;
+  const auto ref = space.resolve(space.parse_architecture("[3,3,3,3,3,3]"));
+  o.reference = ref;
+  auto t = profile_space(space, o, /*samples=*/3, /*calibration=*/3, /*seed=*/1);
+  EXPECT_GT(t.reference_ms, 0.0);
+  EXPECT_EQ(t.reference_fingerprint.size(), 16U);
+  ASSERT_EQ(t.calibration.size(), 3U);
+  for (const auto& p : t.calibration) EXPECT_GT(p.measured_ms, 0.0);
+  const auto back = LatencyTable::from_json(t.to_json());
+  EXPECT_EQ(back.reference_ms, t.reference_ms);
+  EXPECT_EQ(back.reference_fingerprint, t.reference_fingerprint);
+  // The reference beside itself: the same network timed three times running.
+  const auto self = measure_relative_latency(ref, o);
+  EXPECT_GT(self.relative(), 0.5);
+  EXPECT_LT(self.relative(), 2.0);
+  Rng rng(9);
+  const auto net = space.resolve(space.sample(rng));
+  // Completed without a reference, or beside another network: refused, naming the reference.
+  ProfileOptions none = o;
+  none.reference.reset();
+  EXPECT_THROW(profile_layers(t, {net}, none), InvalidArgument);
+  EXPECT_THROW(measure_relative_latency(net, none), InvalidArgument);
+  ProfileOptions other = o;
+  other.reference = space.resolve(space.parse_architecture("[1,1,1,1,1,1]"));
+  try {
+    profile_layers(t, {net}, other);
+    ADD_FAILURE() << "another reference network was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(t.reference_fingerprint), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(reanchor(t, other), InvalidArgument);
+  // An absolute table cannot be continued beside a reference.
+  ProfileOptions plain = none;
+  auto absolute = profile_space(space, plain, 2, 2, 1);
+  EXPECT_THROW(profile_layers(absolute, {net}, o), InvalidArgument);
+  EXPECT_THROW(reanchor(absolute, o), InvalidArgument);
+  // reanchor scales every prediction by the reference's speed now against then.
+  profile_layers(t, {net}, o);
+  const double before = t.predict(net), then = t.reference_ms;
+  const double k = reanchor(t, o);
+  EXPECT_GT(k, 0.0);
+  EXPECT_NEAR(t.reference_ms, k * then, 1e-9 * then);
+  EXPECT_NEAR(t.predict(net), k * before, 1e-9 * before);
+}
+
 TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits) {
   auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
   Supernet net(space);

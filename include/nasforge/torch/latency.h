@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,12 +65,40 @@ struct ProfileOptions {
   bool reuse_freed_memory = true;
   /// How profile_space and calibrate fit the table's fixed_ms and scale (cost_model.h).
   CalibrationFit calibration_fit = CalibrationFit::kScale;
+  /// A reference network, for a host whose speed drifts (a shared VM here ran one network at
+  /// 4.2 ms and 6.5 ms within a minute). With it, the profiler times the reference just
+  /// before and just after each profiling network and scales that network's layer timings
+  /// by the reference's speed when the table was begun (LatencyTable::reference_ms), and
+  /// calibrate() measures each network beside it (measure_relative_latency): the table's
+  /// entries and calibration all describe one speed of the machine. Reference timings triple
+  /// the cost of end-to-end measurements. A table begun without one is completed without.
+  std::optional<ConcreteNetwork> reference;
   std::string device_name = "this machine (CPU)";  ///< recorded in tables
   ::torch::Device device = ::torch::kCPU;
 };
 
 /// Median milliseconds of one eval-mode, no-grad forward of `net` at `options.batch`.
 double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& options);
+
+/// A network's latency measured beside the reference network (measure_relative_latency).
+struct RelativeLatency {
+  double ms = 0;            ///< the network's milliseconds (measure_latency_ms)
+  double reference_ms = 0;  ///< the reference's: the mean of its timings just before and just after
+  /// The network's latency in units of the reference's: what is left when the machine's
+  /// changing speed is divided out.
+  double relative() const { return ms / reference_ms; }
+};
+
+/// Times `options.reference`, then `net`, then the reference again (each as measure_latency_ms
+/// does). InvalidArgument if `options.reference` is not set.
+RelativeLatency measure_relative_latency(const ConcreteNetwork& net, const ProfileOptions& options);
+
+/// Times a referenced table's reference network now (`options.reference`, which must be the
+/// network the table was profiled beside) and rescales the table to today's speed: fixed_ms,
+/// scale, the calibration points and reference_ms are multiplied by now / then, which it
+/// returns. One network's timing instead of a fresh calibration. InvalidArgument for a table
+/// without a reference or another reference network.
+double reanchor(LatencyTable& table, const ProfileOptions& options);
 
 /// Energy of one forward, measured (measure_energy).
 struct EnergyMeasurement {
