@@ -262,25 +262,42 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
 }  // namespace
 
 namespace {
-// A latency table as `nasforge profile` writes it: the space's name and fingerprint, the
-// reference network's architecture string where it was profiled beside one, the table.
-void write_lut(const std::string& path, const SearchSpace& space, const LatencyTable& table, const std::string& reference) {
+// A latency table as `nasforge profile` writes it: the space's name and fingerprint, the timing
+// statistic, the reference network's architecture string where it was profiled beside one, and
+// the table.
+void write_lut(const std::string& path, const SearchSpace& space, const LatencyTable& table, const std::string& reference,
+               bool fastest) {
   nlohmann::json out{{"kind", "lut"}, {"space", space.name()}, {"fingerprint", space.fingerprint()},
-                     {"cost_model", make_lut_cost_model(space, table)->to_json()}};
+                     {"statistic", fastest ? "fastest" : "median"}, {"cost_model", make_lut_cost_model(space, table)->to_json()}};
   if (!reference.empty()) out["reference"] = reference;
   detail::write_file_atomic(path, out.dump(1) + "\n");
 }
 
-// Reads a table `nasforge profile` wrote; `reference` receives its reference architecture, if any.
-LatencyTable read_lut(const std::string& path, std::string* reference) {
+// A table `nasforge profile` wrote, with what the file says beside it.
+struct LutFile {
+  LatencyTable table;
+  std::string reference;        // the reference network's architecture, if any
+  std::string fingerprint;      // of the space it was profiled for
+  bool fastest = false;         // its timing statistic
+};
+
+LutFile read_lut(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw NotFound(fmt::format("{}: cannot open the latency table", path));
   nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("cost_model")) {
     throw InvalidArgument(fmt::format("{}: not a latency table written by nasforge profile", path));
   }
-  if (reference) *reference = j.contains("reference") && j["reference"].is_string() ? j["reference"].get<std::string>() : "";
-  return LatencyTable::from_json(j["cost_model"]);
+  LutFile f;
+  f.table = LatencyTable::from_json(j["cost_model"]);
+  f.reference = j.contains("reference") && j["reference"].is_string() ? j["reference"].get<std::string>() : "";
+  f.fingerprint = j.contains("fingerprint") && j["fingerprint"].is_string() ? j["fingerprint"].get<std::string>() : "";
+  f.fastest = j.value("statistic", "median") == "fastest";
+  if (f.table.reference_ms > 0 && f.reference.empty()) {
+    throw InvalidArgument(fmt::format("{}: the table was profiled beside a reference network ({}) but the file does not "
+                                      "name its architecture (\"reference\")", path, f.table.reference_fingerprint));
+  }
+  return f;
 }
 }  // namespace
 
@@ -289,21 +306,31 @@ int cmd_profile(const Args& a) {
   auto space = SearchSpace::from_file(a.space, a.overrides);
   ProfileOptions po = profile_options(a);
   if (!a.reanchor.empty()) {  // --reanchor LUT.json [--out NEW.json]: today's speed, by the reference's timing
-    std::string reference;
-    LatencyTable table = read_lut(a.reanchor, &reference);
-    if (reference.empty()) {
+    LutFile f = read_lut(a.reanchor);
+    if (f.reference.empty()) {
       throw UsageError(fmt::format("profile --reanchor: {} was profiled without --reference; profile it again", a.reanchor));
     }
-    if (!a.reference.empty() && a.reference != reference) {
-      throw UsageError(fmt::format("profile --reanchor: {} was profiled beside {}, not {}", a.reanchor, reference, a.reference));
+    if (!f.fingerprint.empty() && f.fingerprint != space.fingerprint()) {
+      throw UsageError(fmt::format("profile --reanchor: {} was profiled for a space with fingerprint {}; --space and --set "
+                                   "give {} (fingerprint {})", a.reanchor, f.fingerprint, space.name(), space.fingerprint()));
     }
-    po.reference = space.resolve(space.parse_architecture(reference));
-    const double then = table.reference_ms;
-    const double k = reanchor(table, po);
+    const auto reference = space.resolve(space.parse_architecture(f.reference));
+    if (!a.reference.empty() && space.resolve(space.parse_architecture(a.reference)).to_string() != reference.to_string()) {
+      throw UsageError(fmt::format("profile --reanchor: {} was profiled beside {}, not {}", a.reanchor, f.reference, a.reference));
+    }
+    // The reference is timed as the table was profiled: its batch, threads, statistic, device.
+    po.batch = f.table.batch;
+    po.threads = f.table.threads;
+    po.fastest = f.fastest;
+    if (f.table.device.rfind("cuda", 0) == 0) po.device = parse_device(f.table.device), po.device_name = f.table.device;
+    po.reference = reference;
+    const double then = f.table.reference_ms;
+    const double k = reanchor(f.table, po);
     const std::string out = a.out.empty() ? a.reanchor : a.out;
-    write_lut(out, space, table, reference);
-    fmt::print("the reference network took {:.3f} ms when profiled, {:.3f} ms now: the table scaled by {:.4f}; written to {}\n",
-               then, table.reference_ms, k, out);
+    write_lut(out, space, f.table, f.reference, f.fastest);
+    fmt::print("the reference network took {:.3f} ms when profiled, {:.3f} ms now (batch {}, {} thread(s), {}): the "
+               "table scaled by {:.4f}; written to {}\n", then, f.table.reference_ms, po.batch, po.threads,
+               po.fastest ? "fastest" : "median", k, out);
     return 0;
   }
   if (a.out.empty()) throw UsageError("profile: expected --space FILE --out LUT.json");
@@ -312,7 +339,7 @@ int cmd_profile(const Args& a) {
   const std::size_t samples = a.samples > 0 ? static_cast<std::size_t>(a.samples) : po.in_network ? 30 : 300;
   auto table = profile_space(space, po, samples, static_cast<std::size_t>(a.calibration), a.seed);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  write_lut(a.out, space, table, a.reference);
+  write_lut(a.out, space, table, a.reference, po.fastest);
   fmt::print("profiled {} layer configurations of {} at batch {} on {} ({} thread(s), {}) in {:.1f} s; calibration "
              "{:.3f} ms + {:.3f} x sum{}; written to {}\n",
              table.ms.size(), space.name(), po.batch, a.device, po.threads, po.in_network ? "inside networks" : "alone", s,
@@ -377,12 +404,15 @@ int cmd_search_darts(const Args& a) {
   std::unique_ptr<CostModel> lut_model;
   if (a.latency_weight > 0 || a.latency_budget > 0 || !a.cost.empty()) {  // --cost alone: report E[LAT]
     LatencyTable table;
-    std::string reference;
-    if (!a.cost.empty()) table = read_lut(a.cost, &reference);
-    ProfileOptions po;  // the table's batch and threads (and reference), or batch 1 on one thread
+    ProfileOptions po;  // the table's batch, threads, statistic and reference, or batch 1 on one thread
+    if (!a.cost.empty()) {
+      LutFile f = read_lut(a.cost);
+      table = std::move(f.table);
+      po.fastest = f.fastest;
+      if (!f.reference.empty()) po.reference = space.resolve(space.parse_architecture(f.reference));
+    }
     po.batch = table.ms.empty() ? 1 : table.batch;
     po.threads = table.ms.empty() ? 1 : table.threads;
-    if (!reference.empty()) po.reference = space.resolve(space.parse_architecture(reference));
     const auto before = table.ms.size();
     const auto t0 = std::chrono::steady_clock::now();
     profile_layers(table, {space.supernet()}, po);  // what the table lacks, timed here

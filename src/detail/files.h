@@ -4,6 +4,7 @@
 // driver, the differentiable search and the CLI. And removing a folder tree without
 // std::filesystem::remove_all (below).
 #include <ftw.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -39,19 +40,30 @@ inline void write_file_atomic(const std::filesystem::path& path, const std::stri
 // symbol from libtorch.so, a program linked to it binds to that copy, and it jumped to address
 // 0 (a segfault in Darts.ResumedSearchEndsWhereAnUninterruptedOneDoes on an H200 machine).
 inline void remove_tree(const std::filesystem::path& path) {
-  static thread_local std::string failed;
+  struct stat root;
+  if (::lstat(path.c_str(), &root) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return;
+    throw InvalidArgument(fmt::format("{}: cannot remove it: {}", path.string(), std::strerror(err)));
+  }
+  static thread_local std::string failed;  // nftw's callback is a plain function: its one way out
   failed.clear();
   const int rc = ::nftw(
       path.c_str(),
       [](const char* entry, const struct stat*, int, struct FTW*) -> int {
-        if (std::remove(entry) == 0 || errno == ENOENT) return 0;
-        failed = fmt::format("{} ({})", entry, std::strerror(errno));
+        if (std::remove(entry) == 0) return 0;
+        const int err = errno;
+        try {
+          failed = std::string(entry) + " (" + std::strerror(err) + ")";
+        } catch (...) {  // nothing may unwind through nftw's C frames
+        }
         return 1;
       },
       64, FTW_DEPTH | FTW_PHYS);
-  if (rc == 0 || (rc == -1 && errno == ENOENT)) return;
+  const int err = errno;
+  if (rc == 0) return;
   throw InvalidArgument(fmt::format("{}: cannot remove {}", path.string(),
-                                    failed.empty() ? std::string(std::strerror(errno)) : failed));
+                                    failed.empty() ? std::string(std::strerror(err)) : failed));
 }
 
 }  // namespace nasforge::detail

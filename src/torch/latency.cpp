@@ -89,67 +89,77 @@ double measure_latency_ms(const ConcreteNetwork& net, const ProfileOptions& o) {
   return time_median([&] { module->forward(x); }, o);
 }
 
-RelativeLatency measure_relative_latency(const ConcreteNetwork& net, const ProfileOptions& o) {
-  NASFORGE_CHECK(o.reference.has_value(), "measure_relative_latency: ProfileOptions::reference is not set");
+namespace {
+// Runs `work` between two timings of the reference network; their mean.
+template <typename F>
+double beside_reference(const ProfileOptions& o, F&& work) {
   const double before = measure_latency_ms(*o.reference, o);
-  RelativeLatency r;
-  r.ms = measure_latency_ms(net, o);
-  r.reference_ms = 0.5 * (before + measure_latency_ms(*o.reference, o));
-  return r;
+  work();
+  return 0.5 * (before + measure_latency_ms(*o.reference, o));
 }
 
-namespace {
-// Makes `table` and `o` agree on the reference: a table begun with one records its latency
-// now and its fingerprint; one that has a reference must be completed beside the same network.
-// Returns whether the table is referenced (with `o.reference` set).
-bool anchor(LatencyTable& table, const ProfileOptions& o) {
-  if (!o.reference) {
-    NASFORGE_CHECK(table.reference_ms <= 0,
-                   "latency table: it was profiled beside reference network {}; set ProfileOptions::reference to "
-                   "that network to complete it", table.reference_fingerprint);
-    return false;
-  }
+// Checks that a referenced `table` is used with its own reference network and settings
+// (InvalidArgument naming what differs, `where` first).
+void check_reference(const LatencyTable& table, const ProfileOptions& o, const char* where) {
+  NASFORGE_CHECK(o.reference.has_value(),
+                 "{}: the latency table was profiled beside reference network {}; set ProfileOptions::reference to "
+                 "that network", where, table.reference_fingerprint);
   const std::string fp = fingerprint(*o.reference);
+  NASFORGE_CHECK(table.reference_fingerprint == fp,
+                 "{}: the latency table was profiled beside reference network {}, ProfileOptions::reference is {} "
+                 "(another network, or another space or --set)", where, table.reference_fingerprint, fp);
+  NASFORGE_CHECK(o.batch == table.batch && o.threads == table.threads,
+                 "{}: the latency table was profiled at batch {} on {} thread(s), the options give batch {} on {}",
+                 where, table.batch, table.threads, o.batch, o.threads);
+}
+
+// Makes `table` and `o` agree on the reference: a table begun with one records the
+// reference's latency now and its fingerprint; one that has a reference must be completed
+// beside the same network at the same batch and threads, one without, without. Returns
+// whether the table is referenced.
+bool anchor(LatencyTable& table, const ProfileOptions& o) {
   if (table.reference_ms > 0) {
-    NASFORGE_CHECK(table.reference_fingerprint == fp,
-                   "latency table: it was profiled beside reference network {}, ProfileOptions::reference is {}",
-                   table.reference_fingerprint, fp);
+    check_reference(table, o, "latency table");
     return true;
   }
+  if (!o.reference) return false;
   NASFORGE_CHECK(table.ms.empty() && table.calibration.empty(),
                  "latency table: it holds {} entries timed without a reference; a reference network "
                  "(ProfileOptions::reference) can only begin a table", table.ms.size());
   table.reference_ms = measure_latency_ms(*o.reference, o);
-  table.reference_fingerprint = fp;
+  table.reference_fingerprint = fingerprint(*o.reference);
   return true;
 }
 
-// The factor that takes timings made while `time_them` ran to the table's reference speed:
-// reference_ms / the reference timed just before and after (1 without a reference).
+// Runs `time_them` and returns the factor that takes the timings it made to the table's
+// reference speed: reference_ms / the reference's mean just before and after (1 without one).
 template <typename F>
 double at_reference_speed(const LatencyTable& table, const ProfileOptions& o, F&& time_them) {
   if (!o.reference || table.reference_ms <= 0) {
     time_them();
     return 1.0;
   }
-  const double before = measure_latency_ms(*o.reference, o);
-  time_them();
-  const double after = measure_latency_ms(*o.reference, o);
-  return table.reference_ms / (0.5 * (before + after));
+  return table.reference_ms / beside_reference(o, std::forward<F>(time_them));
 }
 }  // namespace
 
+RelativeLatency measure_relative_latency(const ConcreteNetwork& net, const ProfileOptions& o) {
+  NASFORGE_CHECK(o.reference.has_value(), "measure_relative_latency: ProfileOptions::reference is not set");
+  RelativeLatency r;
+  r.reference_ms = beside_reference(o, [&] { r.ms = measure_latency_ms(net, o); });
+  return r;
+}
+
 double reanchor(LatencyTable& table, const ProfileOptions& o) {
-  NASFORGE_CHECK(table.reference_ms > 0, "reanchor: the table was profiled without a reference network");
-  NASFORGE_CHECK(o.reference.has_value(), "reanchor: ProfileOptions::reference is not set");
-  NASFORGE_CHECK(table.reference_fingerprint == fingerprint(*o.reference),
-                 "reanchor: the table was profiled beside reference network {}, ProfileOptions::reference is {}",
-                 table.reference_fingerprint, fingerprint(*o.reference));
+  NASFORGE_CHECK(table.reference_ms > 0, "reanchor: the latency table was profiled without a reference network");
+  check_reference(table, o, "reanchor");
+  // Every timing in the table is at the reference's old speed: all move to the new one (the
+  // entries too, so that layers profiled later, at the new reference_ms, add up with them).
   const double k = measure_latency_ms(*o.reference, o) / table.reference_ms;
+  for (auto& [key, ms] : table.ms) ms *= k;
   table.fixed_ms *= k;
-  table.scale *= k;
   table.reference_ms *= k;
-  for (auto& p : table.calibration) p.measured_ms *= k;
+  for (auto& p : table.calibration) p.layers_ms *= k, p.measured_ms *= k;
   return k;
 }
 
@@ -277,15 +287,10 @@ std::vector<ConcreteNetwork> profile_in_network(LatencyTable& table, const std::
   for (auto& [key, v] : found) table.ms.emplace(key, statistic(v, false));
   return alone;
 }
-}  // namespace
 
-void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
-  if (o.reuse_freed_memory) reuse_freed_memory();
-  detail::ThreadScope threads(o.threads, /*blas=*/true);
-  ::torch::NoGradGuard no_grad;
-  // A table is completed the way it was profiled (its one scale fits one timing method).
-  const bool in_network = table.ms.empty() ? o.in_network : table.in_network;
-  anchor(table, o);
+// profile_layers once the table and the options agree on the reference (anchor).
+void profile_layers_anchored(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o,
+                             bool in_network) {
   table.batch = o.batch;
   table.threads = o.threads;
   table.device = o.device_name;
@@ -331,17 +336,34 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
     return ms;
   };
   for (const auto& net : in_network ? supernets : nets) {
-    std::vector<std::size_t> todo;  // this network's layers the table lacks, each key once
+    std::vector<std::pair<std::string, std::size_t>> todo;  // layers the table lacks, in order, each key once
     std::map<std::string, double> fresh;
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
-      const std::string key = layer_key(net, i);
-      if (!table.ms.count(key) && fresh.emplace(key, 0.0).second) todo.push_back(i);
+      std::string key = layer_key(net, i);
+      if (!table.ms.count(key) && fresh.emplace(key, 0.0).second) todo.emplace_back(std::move(key), i);
     }
     if (todo.empty()) continue;
     const double speed = at_reference_speed(table, o, [&] {
-      for (std::size_t i : todo) fresh[layer_key(net, i)] = time_alone(net, i);
+      for (const auto& [key, i] : todo) fresh[key] = time_alone(net, i);
     });
     for (const auto& [key, ms] : fresh) table.ms.emplace(key, speed * ms);
+  }
+}
+}  // namespace
+
+void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
+  if (o.reuse_freed_memory) reuse_freed_memory();
+  detail::ThreadScope threads(o.threads, /*blas=*/true);
+  ::torch::NoGradGuard no_grad;
+  // A table is completed the way it was profiled (its one scale fits one timing method).
+  const bool in_network = table.ms.empty() ? o.in_network : table.in_network;
+  const bool had_reference = table.reference_ms > 0;
+  const bool begun_here = anchor(table, o) && !had_reference;  // anchor checks a table's own reference
+  try {
+    profile_layers_anchored(table, nets, o, in_network);
+  } catch (...) {
+    if (begun_here) table.reference_ms = 0, table.reference_fingerprint.clear();  // a retry may begin it otherwise
+    throw;
   }
 }
 

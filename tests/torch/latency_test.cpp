@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -135,13 +136,44 @@ TEST(Latency, AReferencedTableRecordsItsReferenceAndReanchors) {
   auto absolute = profile_space(space, plain, 2, 2, 1);
   EXPECT_THROW(profile_layers(absolute, {net}, o), InvalidArgument);
   EXPECT_THROW(reanchor(absolute, o), InvalidArgument);
-  // reanchor scales every prediction by the reference's speed now against then.
+  // Other batch or threads than the table's: refused, naming both.
+  ProfileOptions batch4 = o;
+  batch4.batch = 4;
+  try {
+    profile_layers(t, {net}, batch4);
+    ADD_FAILURE() << "another batch was accepted";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("batch 1"), std::string::npos) << e.what();
+  }
+  // The direction of the scaling: timings are brought to the speed when the table was begun,
+  // so a table whose reference ran twice as long then gets layers about twice as long as the
+  // same layers timed for a table whose reference ran as it runs now.
+  Rng more(21);
+  const auto fresh = space.resolve(space.sample(more));
+  LatencyTable now = t, slow = t;
+  for (std::size_t i = 0; i < fresh.layers.size(); ++i) now.ms.erase(layer_key(fresh, i)), slow.ms.erase(layer_key(fresh, i));
+  now.reference_ms = measure_latency_ms(ref, o);
+  slow.reference_ms = 2 * now.reference_ms;
+  profile_layers(now, {fresh}, o);
+  profile_layers(slow, {fresh}, o);
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < fresh.layers.size(); ++i) {
+    const std::string key = layer_key(fresh, i);
+    if (now.ms.at(key) > 0) ratios.push_back(slow.ms.at(key) / now.ms.at(key));
+  }
+  ASSERT_GE(ratios.size(), 3U);
+  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
+  EXPECT_GT(ratios[ratios.size() / 2], 1.4);
+  EXPECT_LT(ratios[ratios.size() / 2], 2.8);
+  // reanchor scales every prediction by the reference's speed now against then, entries too:
+  // layers profiled after it add up with the old ones.
   profile_layers(t, {net}, o);
-  const double before = t.predict(net), then = t.reference_ms;
+  const double before = t.predict(net), then = t.reference_ms, layers_then = t.layers_ms(net);
   const double k = reanchor(t, o);
   EXPECT_GT(k, 0.0);
   EXPECT_NEAR(t.reference_ms, k * then, 1e-9 * then);
   EXPECT_NEAR(t.predict(net), k * before, 1e-9 * before);
+  EXPECT_NEAR(t.layers_ms(net), k * layers_then, 1e-9 * layers_then);
 }
 
 TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits) {

@@ -51,7 +51,7 @@ struct ProfileOptions {
   /// timed alone. The table records the method, and later completions follow it.
   bool in_network = false;
   /// On a CUDA device, time in-network layers with CUDA events (Network::forward_timed) where
-  /// this LibTorch can (cuda_event_timing_supported()) instead of a sync after every layer.
+  /// this LibTorch can (cuda_event_timing_supported(): 2.11 can, 1.13 cannot) instead of a sync after every layer.
   /// Events let kernels queue as in an untimed forward, so layers sum closer to the forward
   /// (NB201 at batch 64 on an H200: 1.08x the forward against 1.16x with syncs), but a layer's
   /// share then depends on its neighbours (whether the queue was ahead or behind), and the
@@ -71,7 +71,9 @@ struct ProfileOptions {
   /// by the reference's speed when the table was begun (LatencyTable::reference_ms), and
   /// calibrate() measures each network beside it (measure_relative_latency): the table's
   /// entries and calibration all describe one speed of the machine. Reference timings triple
-  /// the cost of end-to-end measurements. A table begun without one is completed without.
+  /// the cost of end-to-end measurements. Only a table's first profiling can set it: a table
+  /// begun beside a reference is completed beside the same network at the same batch and
+  /// threads, one begun without, without (InvalidArgument otherwise).
   std::optional<ConcreteNetwork> reference;
   std::string device_name = "this machine (CPU)";  ///< recorded in tables
   ::torch::Device device = ::torch::kCPU;
@@ -94,10 +96,11 @@ struct RelativeLatency {
 RelativeLatency measure_relative_latency(const ConcreteNetwork& net, const ProfileOptions& options);
 
 /// Times a referenced table's reference network now (`options.reference`, which must be the
-/// network the table was profiled beside) and rescales the table to today's speed: fixed_ms,
-/// scale, the calibration points and reference_ms are multiplied by now / then, which it
-/// returns. One network's timing instead of a fresh calibration. InvalidArgument for a table
-/// without a reference or another reference network.
+/// network the table was profiled beside, at its batch and threads) and rescales the table to
+/// today's speed: its entries, fixed_ms, the calibration points and reference_ms are multiplied
+/// by now / then, which it returns (so layers profiled later add up with the old ones). One
+/// network's timing instead of a fresh calibration. InvalidArgument for a table without a
+/// reference, another reference network, or other batch or threads.
 double reanchor(LatencyTable& table, const ProfileOptions& options);
 
 /// Energy of one forward, measured (measure_energy).

@@ -64,7 +64,8 @@ class NetworkImpl : public ::torch::nn::Module {
   /// events time (cuda_event_timing_supported()): CUDA events on the current stream around
   /// every layer (created once per network), read after the forward, so kernels queue as in an
   /// untimed forward and a layer's time is the stream's time from the previous layer's end to
-  /// its own (launch gaps included: the layers add up to the forward).
+  /// its own (launch gaps included: the layers add up to the forward). Not for concurrent
+  /// calls on one network (the events are the network's).
   ::torch::Tensor forward_timed(const ::torch::Tensor& x, std::vector<double>& layer_ms, bool cuda_events = false);
 
   /// The concrete network this module implements.
@@ -86,7 +87,8 @@ class NetworkImpl : public ::torch::nn::Module {
 };
 TORCH_MODULE(Network);
 
-/// Whether this LibTorch times CUDA events (c10::Event::elapsedTime: LibTorch 2.x, not 1.13),
+/// Whether this LibTorch times CUDA events (c10::Event::elapsedTime: in 2.11, not in 1.13; the
+/// 2.x release that added it is not pinned down here),
 /// which Network::forward_timed uses for CUDA inputs when asked to.
 bool cuda_event_timing_supported();
 
