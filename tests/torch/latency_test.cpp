@@ -17,13 +17,25 @@
 #include "testing/spaces.h"
 
 namespace nasforge {
+namespace {
+// NB201 with one cell per stage, 8 channels, 16x16 inputs: layers of microseconds.
+SearchSpace small_nb201() {
+  return SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+}
 
-TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+// Few, short timings: these tests check structure and sanity, not accuracy.
+ProfileOptions quick_options() {
   ProfileOptions o;
   o.min_reps = 3;
   o.min_ms = 1;
   o.warmup = 1;
+  return o;
+}
+}  // namespace
+
+TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
+  auto space = small_nb201();
+  ProfileOptions o = quick_options();
   auto t = profile_space(space, o, /*samples=*/20, /*calibration=*/3, /*seed=*/1);
   EXPECT_GT(t.ms.size(), 5U);
   ASSERT_EQ(t.calibration.size(), 3U);  // kept with the table, so it can be refitted
@@ -43,7 +55,7 @@ TEST(Latency, ProfilesEveryLayerAndPredictsPositiveTimes) {
 }
 
 TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  auto space = small_nb201();
   Rng rng(4);
   auto net = space.resolve(space.sample(rng));
   // forward_timed: one time per layer, the same output as forward.
@@ -57,10 +69,7 @@ TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
   for (double ms : layer_ms) EXPECT_GE(ms, 0.0);
   EXPECT_TRUE(::torch::equal(y, module->forward(x)));
   // Profiling inside networks covers every layer of the networks given, and only those.
-  ProfileOptions o;
-  o.min_reps = 3;
-  o.min_ms = 1;
-  o.warmup = 1;
+  ProfileOptions o = quick_options();
   o.in_network = true;
   auto t = profile_space(space, o, /*samples=*/4, /*calibration=*/2, /*seed=*/1);
   EXPECT_GT(t.ms.size(), 5U);
@@ -95,11 +104,8 @@ TEST(Latency, InNetworkProfilingTimesLayersInsideWholeNetworks) {
 // A table profiled beside a reference network records it, keeps it through JSON, is completed
 // only beside the same one, and moves to today's speed by one timing (reanchor).
 TEST(Latency, AReferencedTableRecordsItsReferenceAndReanchors) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
-  ProfileOptions o;
-  o.min_reps = 3;
-  o.min_ms = 1;
-  o.warmup = 1;
+  auto space = small_nb201();
+  ProfileOptions o = quick_options();
   o.in_network = true;
   const auto ref = space.resolve(space.parse_architecture("[3,3,3,3,3,3]"));
   o.reference = ref;
@@ -177,12 +183,9 @@ TEST(Latency, AReferencedTableRecordsItsReferenceAndReanchors) {
 }
 
 TEST(Latency, ExpectedLatencyOfAMixedSupernetIsDifferentiableAndFollowsTheLogits) {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  auto space = small_nb201();
   Supernet net(space);
-  ProfileOptions o;
-  o.min_reps = 3;
-  o.min_ms = 1;
-  o.warmup = 1;
+  ProfileOptions o = quick_options();
   LatencyTable t;
   EXPECT_THROW(expected_latency_ms(*net, t), NotFound);
   o.in_network = true;  // a supernet cannot run whole: its layers are timed alone
@@ -222,7 +225,7 @@ TEST(Latency, DevicesAreParsedAndCheckedWithClearErrors) {
 
 // A small random NB201 network (one cell per stage, 8 channels, 16x16 input).
 ConcreteNetwork small_network() {
-  auto space = SearchSpace::from_file(testing::space_path("nb201"), {{"N", "1"}, {"C", "8"}, {"input", "[3,16,16]"}});
+  auto space = small_nb201();
   Rng rng(2);
   return space.resolve(space.sample(rng));
 }
