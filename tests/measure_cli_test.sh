@@ -32,6 +32,17 @@ grep -q "exists; --resume continues it" "$work/e0.log"
 # The table is a predictor's training table.
 "$exe" predictor fit --space "$space" "${small[@]}" --table "$work/t.csv" --target latency_ms --train 4 \
   --out "$work/p.json" | grep -q "trained on 4 rows, tested on 2"
+# Beside a reference network: two more columns, the relative one a predictor's target; one
+# network alone prints its relative latency too.
+ref='|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|'
+"$exe" measure --space "$space" "${small[@]}" --samples 5 --seed 3 --reference "$ref" --out "$work/ref.csv" \
+  | grep -q "measured 5 architecture(s)"
+[ "$(head -1 "$work/ref.csv")" = "arch,latency_ms,reference_ms,relative_latency" ] || { echo "FAIL: reference header"; exit 1; }
+awk -F, 'NR > 1 && !($3 > 0 && $4 > 0 && ($2 / $3 - $4) ^ 2 < 1e-6) { bad = 1 } END { exit bad }' "$work/ref.csv" \
+  || { echo "FAIL: relative_latency is not latency_ms / reference_ms"; exit 1; }
+"$exe" predictor fit --space "$space" "${small[@]}" --table "$work/ref.csv" --target relative_latency --train 3 \
+  --out "$work/pr.json" | grep -q "trained on 3 rows, tested on 2"
+"$exe" measure --space "$space" "${small[@]}" --arch "$ref" --reference "$ref" | grep -Eq "^relative_latency [0-9.]+ \(the reference"
 # Clear errors: a device that is not one, a resume of another kind of table, --samples without --out.
 if "$exe" measure --space "$space" --samples 2 --out "$work/x.csv" --device gpu 2> "$work/e1.log"; then
   echo "FAIL: --device gpu accepted"; exit 1

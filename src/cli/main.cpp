@@ -123,14 +123,16 @@ Usage:
       a machine whose speed drifts. --reanchor times a referenced table's reference now and
       rescales the table to today's speed (in place, or into NEW.json).
   nasforge measure --space FILE --arch ARCH [--set K=V]... [--batch B] [--threads T] [--fastest]
-                   [--device D] [--energy] [--energy-ms MS]
+                   [--device D] [--energy] [--energy-ms MS] [--reference ARCH]
   nasforge measure --space FILE --samples N --out CSV [--seed S] [--resume] [same options]
       Times the architecture's network on this machine (median, or fastest, of the calls);
       --energy adds its measured energy per forward (NVML on a CUDA device, RAPL on the CPU,
       over a window of MS, default 500; an error says why where neither is available).
       --samples measures N random architectures into a table (arch, latency_ms[, energy_mj,
       watts]) that `predictor fit` reads, a row flushed as each is measured; --resume keeps
-      the rows already there.
+      the rows already there. --reference times network ARCH just before and after each
+      measurement and adds the latency relative to it (columns reference_ms, relative_latency):
+      on a machine whose speed drifts, the steadier quantity to fit a predictor to.
       D (profile too): cpu (default), cuda or cuda:N.
   nasforge --help | --version
 

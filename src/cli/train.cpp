@@ -198,7 +198,8 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
     auto arch = space.sample(rng);
     if (wanted.insert(space.to_native(arch)).second) archs.push_back(std::move(arch));
   }
-  const std::string header = a.energy ? "arch,latency_ms,energy_mj,watts" : "arch,latency_ms";
+  const std::string header = std::string("arch,latency_ms") + (a.energy ? ",energy_mj,watts" : "") +
+                             (po.reference ? ",reference_ms,relative_latency" : "");
   const auto columns = static_cast<std::size_t>(std::count(header.begin(), header.end(), ',')) + 1;
   std::set<std::string> done;
   std::size_t others = 0;  // rows of architectures this run would not measure (another seed)
@@ -243,11 +244,18 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
     const std::string cell = space.to_native(arch);
     if (done.count(cell)) continue;
     const auto net = space.resolve(arch);
-    std::string row = cell + fmt::format(",{:.5f}", measure_latency_ms(net, po));
+    RelativeLatency r;
+    if (po.reference) {
+      r = measure_relative_latency(net, po);
+    } else {
+      r.ms = measure_latency_ms(net, po);
+    }
+    std::string row = cell + fmt::format(",{:.5f}", r.ms);
     if (a.energy) {
       const auto e = measure_energy(net, po, a.energy_ms);
       row += fmt::format(",{:.4f},{:.2f}", e.mj_per_call, e.watts);
     }
+    if (po.reference) row += fmt::format(",{:.5f},{:.6f}", r.reference_ms, r.relative());
     out << row << "\n" << std::flush;  // whole rows only: an interrupted run resumes cleanly
     if (!out) throw InvalidArgument(fmt::format("{}: cannot write", a.out));
     ++measured;
@@ -355,16 +363,26 @@ int cmd_measure(const Args& a) {
     throw UsageError("measure: expected either --arch ARCH (one network) or --samples N --out CSV (a table)");
   }
   auto space = SearchSpace::from_file(a.space, a.overrides);
-  const ProfileOptions po = profile_options(a);
+  ProfileOptions po = profile_options(a);
+  if (!a.reference.empty()) po.reference = space.resolve(space.parse_architecture(a.reference));
   if (a.energy) (void)energy_counter(po.device);  // fail before measuring anything where there is none
   if (a.samples > 0) {
     if (a.out.empty()) throw UsageError("measure --samples: expected --out CSV");
     return measure_table(a, space, po);
   }
   const auto net = space.resolve(space.parse_architecture(a.arch));
-  const double ms = measure_latency_ms(net, po);
-  fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls, on {})\n", ms, po.batch, po.threads,
+  RelativeLatency r;
+  if (po.reference) {
+    r = measure_relative_latency(net, po);
+  } else {
+    r.ms = measure_latency_ms(net, po);
+  }
+  fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls, on {})\n", r.ms, po.batch, po.threads,
              po.fastest ? "fastest" : "median", po.min_reps, a.device);
+  if (po.reference) {
+    fmt::print("relative_latency {:.5f} (the reference network took {:.4f} ms, the mean of its timings just before and "
+               "after)\n", r.relative(), r.reference_ms);
+  }
   if (a.energy) {
     const auto e = measure_energy(net, po, a.energy_ms);
     fmt::print("energy_mj {:.4f} per forward ({:.1f} W over {} forwards of {:.3f} ms; {})\n", e.mj_per_call, e.watts,
