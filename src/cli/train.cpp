@@ -178,6 +178,14 @@ ProfileOptions profile_options(const Args& a) {
   return po;
 }
 
+// `net` timed per `po`: beside its reference network where it has one (measure --reference).
+RelativeLatency measure_once(const ConcreteNetwork& net, const ProfileOptions& po) {
+  if (po.reference) return measure_relative_latency(net, po);
+  RelativeLatency r;
+  r.ms = measure_latency_ms(net, po);
+  return r;
+}
+
 // measure --samples N --out CSV: N distinct random architectures (seeded), one row each, keyed by
 // the space's native string (what `predictor fit` reads), written and flushed as measured;
 // --resume keeps the complete rows already in CSV and measures the rest.
@@ -244,12 +252,7 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
     const std::string cell = space.to_native(arch);
     if (done.count(cell)) continue;
     const auto net = space.resolve(arch);
-    RelativeLatency r;
-    if (po.reference) {
-      r = measure_relative_latency(net, po);
-    } else {
-      r.ms = measure_latency_ms(net, po);
-    }
+    const RelativeLatency r = measure_once(net, po);
     std::string row = cell + fmt::format(",{:.5f}", r.ms);
     if (a.energy) {
       const auto e = measure_energy(net, po, a.energy_ms);
@@ -371,12 +374,7 @@ int cmd_measure(const Args& a) {
     return measure_table(a, space, po);
   }
   const auto net = space.resolve(space.parse_architecture(a.arch));
-  RelativeLatency r;
-  if (po.reference) {
-    r = measure_relative_latency(net, po);
-  } else {
-    r.ms = measure_latency_ms(net, po);
-  }
+  const RelativeLatency r = measure_once(net, po);
   fmt::print("latency_ms {:.4f} (batch {}, {} thread(s), {} of >= {} calls, on {})\n", r.ms, po.batch, po.threads,
              po.fastest ? "fastest" : "median", po.min_reps, a.device);
   if (po.reference) {
