@@ -257,12 +257,12 @@ LatencyTable LatencyTable::from_json(const nlohmann::json& j) {
     }
     if (j.contains("reference")) {  // {"ms": positive, "fingerprint": text}; absent in absolute tables
       const auto& r = j.at("reference");
-      if (!r.is_object() || !r.contains("ms") || !r.at("ms").is_number() || !(r.at("ms").get<double>() > 0) ||
-          !std::isfinite(r.at("ms").get<double>()) || !r.contains("fingerprint") || !r.at("fingerprint").is_string()) {
+      const double ms = r.is_object() && r.contains("ms") && r.at("ms").is_number() ? r.at("ms").get<double>() : 0.0;
+      if (!(ms > 0) || !std::isfinite(ms) || !r.contains("fingerprint") || !r.at("fingerprint").is_string()) {
         throw InvalidArgument(fmt::format("latency table: \"reference\": expected {{\"ms\": a positive number, "
                                           "\"fingerprint\": text}}, found {}", r.dump()));
       }
-      t.reference_ms = r.at("ms").get<double>();
+      t.reference_ms = ms;
       t.reference_fingerprint = r.at("fingerprint").get<std::string>();
     }
   } catch (const nlohmann::json::exception& e) {

@@ -270,9 +270,7 @@ int measure_table(const Args& a, const SearchSpace& space, const ProfileOptions&
              po.threads, s, a.out);
   return 0;
 }
-}  // namespace
 
-namespace {
 // A latency table as `nasforge profile` writes it: the space's name and fingerprint, the timing
 // statistic, the reference network's architecture string where it was profiled beside one, and
 // the table.

@@ -370,8 +370,9 @@ void profile_layers(LatencyTable& table, const std::vector<ConcreteNetwork>& net
 void calibrate(LatencyTable& table, const std::vector<ConcreteNetwork>& nets, const ProfileOptions& o) {
   for (const auto& net : nets) {
     profile_layers(table, {net}, o);
-    const double measured = anchor(table, o) ? measure_relative_latency(net, o).relative() * table.reference_ms
-                                             : measure_latency_ms(net, o);
+    // profile_layers anchored the table and checked the options: referenced or not, it says.
+    const double measured = table.reference_ms > 0 ? measure_relative_latency(net, o).relative() * table.reference_ms
+                                                   : measure_latency_ms(net, o);
     table.calibration.push_back({table.layers_ms(net), measured});
   }
   // The median ratio by default: robust to the odd measurement a shared host disturbs (a

@@ -43,7 +43,7 @@ struct LayerEvents {
 
 namespace {
 
-// Whether this LibTorch's c10::Event can time (elapsedTime: LibTorch 2.x; 1.13 has none).
+// Whether this LibTorch's c10::Event can time (elapsedTime: 2.11 has it, 1.13 has not).
 template <typename E, typename = void>
 struct EventsTime : std::false_type {};
 template <typename E>
@@ -105,7 +105,7 @@ class LayerClock {
     if constexpr (EventsTime<E>::value) {
       return from.elapsedTime(to);
     } else {
-      throw Error("CUDA event timing needs LibTorch 2.x (c10::Event::elapsedTime)");
+      throw Error("CUDA event timing needs a LibTorch whose c10::Event has elapsedTime (2.11 has, 1.13 has not)");
     }
   }
   bool cuda_;

@@ -51,8 +51,8 @@ struct ProfileOptions {
   /// timed alone. The table records the method, and later completions follow it.
   bool in_network = false;
   /// On a CUDA device, time in-network layers with CUDA events (Network::forward_timed) where
-  /// this LibTorch can (cuda_event_timing_supported(): 2.11 can, 1.13 cannot) instead of a sync after every layer.
-  /// Events let kernels queue as in an untimed forward, so layers sum closer to the forward
+  /// this LibTorch can (cuda_event_timing_supported(): 2.11 can, 1.13 cannot) instead of a
+  /// sync after every layer. Events let kernels queue as in an untimed forward, so layers sum closer to the forward
   /// (NB201 at batch 64 on an H200: 1.08x the forward against 1.16x with syncs), but a layer's
   /// share then depends on its neighbours (whether the queue was ahead or behind), and the
   /// tables ranked networks worse in both runs measured (Spearman 0.735-0.753 against

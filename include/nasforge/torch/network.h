@@ -88,8 +88,8 @@ class NetworkImpl : public ::torch::nn::Module {
 TORCH_MODULE(Network);
 
 /// Whether this LibTorch times CUDA events (c10::Event::elapsedTime: in 2.11, not in 1.13; the
-/// 2.x release that added it is not pinned down here),
-/// which Network::forward_timed uses for CUDA inputs when asked to.
+/// 2.x release that added it is not pinned down here), which Network::forward_timed uses for
+/// CUDA inputs when asked to.
 bool cuda_event_timing_supported();
 
 }  // namespace nasforge
