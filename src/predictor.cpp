@@ -47,38 +47,69 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
 // ---- features -------------------------------------------------------------------------------
 
 namespace {
-// For every decision, its stage group: decisions whose names differ only in the index of a
-// `block[k]` and that offer the same options share one (with `first_apart`, `block[0]` is a
-// group of its own).
-std::vector<std::size_t> stage_groups(const SearchSpace& space, bool first_apart, std::size_t* count) {
+// How the decisions fall into count groups: decisions whose names differ only in the index of
+// a `block[k]` (with `stage_counts`) or an `edge[k]` (with `edge_counts`) and that offer the
+// same options share one; with `stage_first_apart`, `block[0]` is a group of its own. Every
+// other decision is a group by itself.
+struct CountGroups {
+  std::vector<std::size_t> of;    // per decision, its group
+  std::vector<std::size_t> size;  // per group, how many decisions
+  std::vector<bool> first;        // per decision: its name holds `block[0]`
+};
+
+CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options) {
   const auto& ds = space.decisions();
   std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
-  std::vector<std::size_t> group(ds.size());
+  CountGroups g;
+  g.of.resize(ds.size());
+  g.first.resize(ds.size());
   for (std::size_t d = 0; d < ds.size(); ++d) {
     std::string key;
     const std::string& name = ds[d].name;
     for (std::size_t i = 0; i < name.size();) {
-      if (name.compare(i, 6, "block[") == 0) {
-        std::size_t j = i + 6;
+      // `block[k]` and `edge[k]`: the index ends at the first non-digit, which must be `]`.
+      const bool block = name.compare(i, 6, "block[") == 0, edge = name.compare(i, 5, "edge[") == 0;
+      if (block || edge) {
+        const std::size_t open = i + (block ? 6 : 5);
+        std::size_t j = open;
         while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
-        if (j > i + 6 && j < name.size() && name[j] == ']') {
-          key += first_apart && name.compare(i, j - i + 1, "block[0]") == 0 ? "block[0]" : "block[*]";
-          i = j + 1;
-          continue;
+        if (j > open && j < name.size() && name[j] == ']') {
+          const bool is_first = block && j == open + 1 && name[open] == '0';
+          g.first[d] = g.first[d] || is_first;
+          if (block && options.stage_counts) {
+            key += options.stage_first_apart && is_first ? "block[0]" : "block[*]";
+            i = j + 1;
+            continue;
+          }
+          if (edge && options.edge_counts) {
+            key += "edge[*]";
+            i = j + 1;
+            continue;
+          }
         }
       }
       key += name[i++];
     }
-    group[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
+    g.of[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
   }
-  *count = ids.size();
-  return group;
+  g.size.assign(ids.size(), 0);
+  for (std::size_t d = 0; d < ds.size(); ++d) ++g.size[g.of[d]];
+  return g;
+}
+
+void check_features(const FeatureOptions& o) {
+  NASFORGE_CHECK(!(o.stage_first_apart && o.stage_first_delta),
+                 "features: stage_first_apart and stage_first_delta are two treatments of a stage's first block "
+                 "(a group of its own, or counted with the rest plus a shrunken deviation); choose one");
+  NASFORGE_CHECK(o.stage_counts || !(o.stage_first_apart || o.stage_first_delta),
+                 "features: stage_first_apart and stage_first_delta refine stage_counts, which is off");
 }
 }  // namespace
 
 nlohmann::json features_to_json(const FeatureOptions& o) {
   return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
-          {"stage_first_apart", o.stage_first_apart}, {"onehot", o.onehot}};
+          {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
+          {"edge_counts", o.edge_counts}, {"onehot", o.onehot}};
 }
 
 FeatureOptions features_from_json(const nlohmann::json& j) {
@@ -90,32 +121,40 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     else if (key == "statistics") o.statistics = value.get<bool>();
     else if (key == "stage_counts") o.stage_counts = value.get<bool>();
     else if (key == "stage_first_apart") o.stage_first_apart = value.get<bool>();
+    else if (key == "stage_first_delta") o.stage_first_delta = value.get<bool>();
+    else if (key == "edge_counts") o.edge_counts = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
     else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
-                                           "stage_first_apart, onehot)", key));
+                                           "stage_first_apart, stage_first_delta, edge_counts, onehot)", key));
   }
+  check_features(o);
   return o;
 }
 
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch, const FeatureOptions& options) {
+  check_features(options);
   std::vector<float> f = space.encode_onehot(arch);
   std::vector<float> out;
   if (options.onehot) out = f;
-  if (options.stage_counts) {
+  if (options.stage_counts || options.edge_counts) {
     const auto& ds = space.decisions();
-    std::size_t groups = 0;
-    const auto group = stage_groups(space, options.stage_first_apart, &groups);
-    std::vector<std::size_t> offset(groups + 1, 0);  // a group's slots: one per option
-    std::vector<std::size_t> width(groups, 0);
-    for (std::size_t d = 0; d < ds.size(); ++d) width[group[d]] = ds[d].options.size();
-    for (std::size_t g = 0; g < groups; ++g) offset[g + 1] = offset[g] + width[g];
-    std::vector<float> counts(offset[groups], 0.0f);
+    const CountGroups g = count_groups(space, options);
+    std::vector<std::size_t> offset(g.size.size() + 1, 0);  // a group's slots: one per option
+    std::vector<std::size_t> width(g.size.size(), 0);
+    for (std::size_t d = 0; d < ds.size(); ++d) width[g.of[d]] = ds[d].options.size();
+    for (std::size_t k = 0; k < g.size.size(); ++k) offset[k + 1] = offset[k] + width[k];
+    std::vector<float> counts(offset.back(), 0.0f);
+    std::vector<float> deltas;  // stage_first_delta: the first blocks' one-hot, scaled
     std::size_t at = 0;
     for (std::size_t d = 0; d < ds.size(); ++d) {
-      for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[group[d]] + i] += f[at + i];  // inactive: zeros
+      for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[g.of[d]] + i] += f[at + i];  // inactive: zeros
+      if (options.stage_first_delta && g.first[d] && g.size[g.of[d]] > 1) {
+        for (std::size_t i = 0; i < ds[d].options.size(); ++i) deltas.push_back(kFirstDeltaScale * f[at + i]);
+      }
       at += ds[d].options.size();
     }
     out.insert(out.end(), counts.begin(), counts.end());
+    out.insert(out.end(), deltas.begin(), deltas.end());
   }
   if (options.pairwise) {
     // A slot for every pair of one-hot positions of different decisions (fixed layout).
@@ -144,7 +183,7 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
 
 // ---- ridge ----------------------------------------------------------------------------------
 
-RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda) {
+RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda), fixed_lambda_(lambda) {
   NASFORGE_CHECK(lambda >= 0 && std::isfinite(lambda), "RidgeRegression: expected lambda >= 0, got {}", lambda);
 }
 
@@ -159,6 +198,88 @@ const std::vector<double>& RidgeRegression::lambda_grid() {
   return grid;
 }
 
+RidgeRegression& RidgeRegression::with_huber_loss(double k) {
+  NASFORGE_CHECK(k > 0 && std::isfinite(k), "RidgeRegression: expected a Huber threshold k > 0 (in robust standard "
+                 "deviations of the residuals), got {}", k);
+  huber_k_ = k;
+  return *this;
+}
+
+namespace {
+// A weighted ridge fit with an unpenalised intercept: minimises Σ w_i (y_i - b - x_i·β)² + λ|β|².
+// Centring on the weighted means takes the intercept out exactly; scaling a row by √w_i makes
+// the rest an ordinary ridge, whose hat matrix on the centred, scaled rows plus the intercept's
+// w_i / Σw gives the exact weighted leave-one-out residuals √w_i (y_i - ŷ_(-i)) = r̃_i / (1 - h_ii).
+struct WeightedRidge {
+  Eigen::VectorXd beta;
+  double b = 0;
+  double lambda = 0;
+  double loo_mse = 0;  // Σ w_i (y_i - ŷ_(-i))² / Σ w_i, for a leave-one-out choice of lambda
+};
+
+WeightedRidge weighted_ridge(const Eigen::MatrixXd& X0, const Eigen::VectorXd& Y0, const Eigen::VectorXd& weights,
+                             double lambda, bool choose, const std::vector<double>& grid) {
+  const Eigen::Index n = X0.rows(), p = X0.cols();
+  const double wsum = weights.sum();
+  const Eigen::RowVectorXd mx = (weights.transpose() * X0) / wsum;
+  const double my = weights.dot(Y0) / wsum;
+  const Eigen::VectorXd sw = weights.cwiseSqrt();
+  Eigen::MatrixXd X = X0;
+  X.rowwise() -= mx;
+  X = sw.asDiagonal() * X;
+  const Eigen::VectorXd Y = sw.cwiseProduct((Y0.array() - my).matrix());
+  WeightedRidge out;
+  out.lambda = lambda;
+  if (choose) {
+    // One eigendecomposition of the smaller Gram matrix serves every lambda of the grid: with
+    // XᵀX = V S Vᵀ (or XXᵀ = U S Uᵀ when p > n) the fit and the hat matrix's diagonal are sums
+    // over the eigenvalues.
+    const bool primal = p <= n;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(primal ? Eigen::MatrixXd(X.transpose() * X)
+                                                              : Eigen::MatrixXd(X * X.transpose()));
+    const Eigen::VectorXd ev = eig.eigenvalues().cwiseMax(0.0);
+    const Eigen::MatrixXd B = primal ? Eigen::MatrixXd(X * eig.eigenvectors()) : eig.eigenvectors();  // n x k
+    const Eigen::VectorXd by = B.transpose() * Y;
+    const Eigen::MatrixXd B2 = B.array().square();
+    double best = std::numeric_limits<double>::infinity();
+    for (double l : grid) {
+      // primal: ŷ = B diag(1/(s+λ)) Bᵀ y, H_ii = Σ B_ij² / (s_j + λ)
+      // dual:   ŷ = U diag(s/(s+λ)) Uᵀ y,    H_ii = Σ U_ij² s_j / (s_j + λ)
+      Eigen::VectorXd g(ev.size());
+      for (Eigen::Index j = 0; j < ev.size(); ++j) g(j) = (primal ? 1.0 : ev(j)) / (ev(j) + l);
+      const Eigen::VectorXd fitted = B * g.cwiseProduct(by);
+      const Eigen::VectorXd h = (B2 * g).array() + weights.array() / wsum;
+      double loo = 0;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const double r = (Y(i) - fitted(i)) / std::max(1e-12, 1.0 - h(i));
+        loo += r * r;
+      }
+      if (loo < best) best = loo, out.lambda = l;
+    }
+    out.loo_mse = best / wsum;
+  }
+  const double ridge = out.lambda > 0 ? out.lambda : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
+  if (p <= n) {  // primal: (XᵀX + λI) β = Xᵀy, a p x p system
+    Eigen::MatrixXd A = X.transpose() * X;
+    A.diagonal().array() += ridge;
+    out.beta = A.ldlt().solve(X.transpose() * Y);
+  } else {  // dual, the same solution: β = Xᵀ (XXᵀ + λI)⁻¹ y, an n x n system (pairwise FBNet: p = 18,909)
+    Eigen::MatrixXd K = X * X.transpose();
+    K.diagonal().array() += ridge;
+    out.beta = X.transpose() * K.ldlt().solve(Y);
+  }
+  out.b = my - mx.dot(out.beta);
+  return out;
+}
+
+double median_of(std::vector<double> v) {
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  if (v.size() % 2) return *mid;
+  return 0.5 * (*mid + *std::max_element(v.begin(), mid));
+}
+}  // namespace
+
 void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
   check_rows(x, y, "RidgeRegression");
   const auto n = static_cast<Eigen::Index>(x.size()), p = static_cast<Eigen::Index>(x[0].size());
@@ -168,52 +289,35 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
     for (Eigen::Index j = 0; j < p; ++j) X(i, j) = x[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)];
     Y(i) = y[static_cast<std::size_t>(i)];
   }
-  const Eigen::RowVectorXd mx = X.colwise().mean();
-  const double my = Y.mean();
-  X.rowwise() -= mx;
-  Y.array() -= my;
-  Eigen::VectorXd w;
-  if (auto_) {
-    // One eigendecomposition of the smaller Gram matrix serves every lambda of the grid: with
-    // XᵀX = V S Vᵀ (or XXᵀ = U S Uᵀ when p > n) the fit, the hat matrix's diagonal and so the
-    // exact leave-one-out residuals (y_i - ŷ_i) / (1 - H_ii) are sums over the eigenvalues.
-    // H includes 1/n for the unpenalised intercept.
-    const bool primal = p <= n;
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(primal ? Eigen::MatrixXd(X.transpose() * X)
-                                                              : Eigen::MatrixXd(X * X.transpose()));
-    const Eigen::VectorXd ev = eig.eigenvalues().cwiseMax(0.0);
-    const Eigen::MatrixXd B = primal ? Eigen::MatrixXd(X * eig.eigenvectors()) : eig.eigenvectors();  // n x k
-    const Eigen::VectorXd by = B.transpose() * Y;
-    const Eigen::MatrixXd B2 = B.array().square();
-    double best = std::numeric_limits<double>::infinity();
-    for (double l : lambda_grid()) {
-      // primal: ŷ = B diag(1/(s+λ)) Bᵀ y, H_ii = Σ B_ij² / (s_j + λ)
-      // dual:   ŷ = U diag(s/(s+λ)) Uᵀ y,    H_ii = Σ U_ij² s_j / (s_j + λ)
-      Eigen::VectorXd g(ev.size());
-      for (Eigen::Index j = 0; j < ev.size(); ++j) g(j) = (primal ? 1.0 : ev(j)) / (ev(j) + l);
-      const Eigen::VectorXd fitted = B * g.cwiseProduct(by);
-      const Eigen::VectorXd h = (B2 * g).array() + 1.0 / static_cast<double>(n);
-      double loo = 0;
-      for (Eigen::Index i = 0; i < n; ++i) {
-        const double r = (Y(i) - fitted(i)) / std::max(1e-12, 1.0 - h(i));
-        loo += r * r;
-      }
-      if (loo < best) best = loo, lambda_ = l;
+  if (!auto_) lambda_ = fixed_lambda_;
+  Eigen::VectorXd weights = Eigen::VectorXd::Ones(n);
+  WeightedRidge fit = weighted_ridge(X, Y, weights, lambda_, auto_, lambda_grid());
+  irls_iterations_ = 0;
+  if (huber_k_ > 0) {
+    // Huber loss by iteratively reweighted least squares: a row whose residual is beyond k
+    // robust standard deviations (1.4826 x the median absolute residual, re-estimated each
+    // round) weighs k s / |r|, so its pull grows linearly, not quadratically. Lambda is chosen
+    // again each round by the weighted leave-one-out error. Stops when no weight moves by 1e-4,
+    // or at once when the fit is exact to 1e-8 of the targets' range (nothing is an outlier).
+    for (int round = 0; round < kMaxIrlsIterations; ++round) {
+      const Eigen::VectorXd r = Y - ((X * fit.beta).array() + fit.b).matrix();
+      std::vector<double> abs_r(static_cast<std::size_t>(n));
+      for (Eigen::Index i = 0; i < n; ++i) abs_r[static_cast<std::size_t>(i)] = std::abs(r(i));
+      const double scale = 1.4826 * median_of(abs_r);
+      if (!(scale > 1e-8 * (Y.maxCoeff() - Y.minCoeff()))) break;  // (nearly) exact: nothing is an outlier
+      Eigen::VectorXd next(n);
+      for (Eigen::Index i = 0; i < n; ++i) next(i) = std::min(1.0, huber_k_ * scale / std::max(std::abs(r(i)), 1e-300));
+      const double moved = (next - weights).cwiseAbs().maxCoeff();
+      weights = next;
+      fit = weighted_ridge(X, Y, weights, lambda_, auto_, lambda_grid());
+      ++irls_iterations_;
+      if (moved < 1e-4) break;
     }
-    loo_mse_ = best / static_cast<double>(n);
   }
-  const double ridge = lambda_ > 0 ? lambda_ : 1e-9;  // a tiny ridge keeps rank-deficient fits solvable
-  if (p <= n) {  // primal: (XᵀX + λI) w = Xᵀy, a p x p system
-    Eigen::MatrixXd A = X.transpose() * X;
-    A.diagonal().array() += ridge;
-    w = A.ldlt().solve(X.transpose() * Y);
-  } else {  // dual, the same solution: w = Xᵀ (XXᵀ + λI)⁻¹ y, an n x n system (pairwise FBNet: p = 18,909)
-    Eigen::MatrixXd K = X * X.transpose();
-    K.diagonal().array() += ridge;
-    w = X.transpose() * K.ldlt().solve(Y);
-  }
-  w_.assign(w.data(), w.data() + w.size());
-  b_ = my - mx.dot(w);
+  lambda_ = fit.lambda;
+  loo_mse_ = auto_ ? fit.loo_mse : 0.0;
+  w_.assign(fit.beta.data(), fit.beta.data() + fit.beta.size());
+  b_ = fit.b;
   fitted_ = true;
 }
 
@@ -233,6 +337,7 @@ std::vector<double> RidgeRegression::predict_batch(const std::vector<std::vector
 nlohmann::json RidgeRegression::to_json() const {
   nlohmann::json j{{"model", "ridge"}, {"lambda", lambda_}, {"fitted", fitted_}, {"w", w_}, {"b", b_}};
   if (auto_) j["auto"] = true, j["loo_mse"] = loo_mse_;
+  if (huber_k_ > 0) j["loss"] = "huber", j["huber_k"] = huber_k_, j["irls_iterations"] = irls_iterations_;
   return j;
 }
 
@@ -240,6 +345,10 @@ RidgeRegression RidgeRegression::from_json(const nlohmann::json& j) {
   RidgeRegression r(j.at("lambda").get<double>());
   r.auto_ = j.value("auto", false);
   r.loo_mse_ = j.value("loo_mse", 0.0);
+  const std::string loss = j.value("loss", "squared");
+  NASFORGE_CHECK(loss == "squared" || loss == "huber", "ridge: \"loss\" must be \"squared\" or \"huber\", got \"{}\"", loss);
+  if (loss == "huber") r.with_huber_loss(j.at("huber_k").get<double>());
+  r.irls_iterations_ = j.value("irls_iterations", 0);
   r.fitted_ = j.at("fitted");
   r.w_ = j.at("w").get<std::vector<double>>();
   r.b_ = j.at("b");
@@ -385,12 +494,19 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohman
     }
   };
   if (name == "ridge") {
-    check_keys({"lambda"});
+    check_keys({"lambda", "loss", "huber_k"});
+    std::unique_ptr<RidgeRegression> r;
     if (o.contains("lambda") && o["lambda"].is_string()) {
       NASFORGE_CHECK(o["lambda"] == "auto", "ridge: \"lambda\" must be a number >= 0 or \"auto\", got {}", o["lambda"].dump());
-      return std::make_unique<RidgeRegression>(RidgeRegression::leave_one_out());
+      r = std::make_unique<RidgeRegression>(RidgeRegression::leave_one_out());
+    } else {
+      r = std::make_unique<RidgeRegression>(o.value("lambda", 1.0));
     }
-    return std::make_unique<RidgeRegression>(o.value("lambda", 1.0));
+    const std::string loss = o.value("loss", "squared");
+    NASFORGE_CHECK(loss == "squared" || loss == "huber", "ridge: \"loss\" must be \"squared\" or \"huber\", got \"{}\"", loss);
+    NASFORGE_CHECK(loss == "huber" || !o.contains("huber_k"), "ridge: \"huber_k\" needs \"loss\": \"huber\"");
+    if (loss == "huber") r->with_huber_loss(o.value("huber_k", RidgeRegression::kHuberK));
+    return r;
   }
   if (name == "gbdt") {
     check_keys({"rounds", "depth", "eta", "subsample", "min_child_weight", "seed"});

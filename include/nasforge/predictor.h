@@ -58,14 +58,38 @@ struct FeatureOptions {
   /// share one shape. On FBNet's pixel3 column ridge then ranks the 4,900 held-out networks at
   /// Spearman 1.000 from 100 (0.953 with the first block counted with the rest).
   bool stage_first_apart = false;
+  /// With stage_counts, the other treatment of a stage's first block: count it with the rest,
+  /// and add its one-hot entries again, scaled by kFirstDeltaScale (stages of one block have
+  /// none). A linear model then learns the first block's cost as the stage's cost plus a
+  /// deviation, and ridge, whose penalty on a feature's weight grows as the feature shrinks,
+  /// holds that deviation 10x tighter than the rest: it moves away from zero only as far as
+  /// the data insist. On FBNet from 100 samples it keeps stage_first_apart's gains (pixel3 1.000)
+  /// without its losses on the noisier columns (docs/performance.md). Not with stage_first_apart.
+  bool stage_first_delta = false;
+  /// Count, per cell, how many of its edges take each op: decisions whose names differ only in
+  /// an `edge[k]` index (the edges of one cell) and offer the same ops form one group, like a
+  /// stage's blocks. In NAS-Bench-201 every edge of a cell maps one shape to the same shape, so
+  /// an op costs the same on any edge: 5 counts instead of 30 one-hot entries, and ridge from
+  /// 100 samples meets the ±10% target on 2 more of the 16 device columns. Where edges differ
+  /// in cost (DARTS reduction cells: stride 2 on the edges from the cell's inputs), keep the
+  /// one-hot entries too (`onehot`).
+  bool edge_counts = false;
   bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
+/// The scale of stage_first_delta's entries: 1/sqrt(10), so ridge penalises their weights 10x.
+/// (Chosen on FBNet's 16 columns: leave-one-out choice among 1x-100x did no better than 10x.)
+inline constexpr float kFirstDeltaScale = 0.31622777F;
 /// `{"pairwise": .., "statistics": .., "stage_counts": .., "stage_first_apart": ..,
-/// "onehot": ..}`; absent keys take their defaults, unknown keys are an InvalidArgument.
+/// "stage_first_delta": .., "edge_counts": .., "onehot": ..}`; absent keys take their defaults,
+/// unknown keys are an InvalidArgument, and so is stage_first_apart with stage_first_delta.
 nlohmann::json features_to_json(const FeatureOptions& options);
 FeatureOptions features_from_json(const nlohmann::json& j);
 
-/// The feature vector of `arch` (fixed length for a space and options).
+/// The feature vector of `arch` (fixed length for a space and options): the one-hot entries
+/// (`onehot`), the counts (`stage_counts`, `edge_counts`: one slot per group and option, in
+/// the order the groups' first decisions come), the first blocks' deviations
+/// (`stage_first_delta`), pairwise products, statistics. InvalidArgument for options that
+/// contradict each other (see features_from_json).
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
                                          const FeatureOptions& options);
 /// Shorthand: one-hot, plus pairwise products when `pairwise`.
@@ -118,8 +142,24 @@ class RidgeRegression final : public Predictor {
   double lambda() const { return lambda_; }
   /// True for a leave_one_out() model.
   bool auto_lambda() const { return auto_; }
-  /// The leave-one-out mean squared error of the chosen lambda (0 before fit or when fixed).
+  /// The leave-one-out mean squared error of the chosen lambda (0 before fit or when fixed;
+  /// with the Huber loss, weighted by the final round's weights).
   double loo_mse() const { return loo_mse_; }
+  /// The usual Huber threshold: 95% efficiency when the residuals are Gaussian.
+  static constexpr double kHuberK = 1.345;
+  /// The most reweighting rounds of a Huber fit.
+  static constexpr int kMaxIrlsIterations = 50;
+  /// Fit the Huber loss instead of squared error (robust ridge, by iteratively reweighted least
+  /// squares): residuals beyond `k` robust standard deviations count linearly, so a few wild
+  /// readings in the training rows (a phone's table: whole milliseconds, the odd reading 2x
+  /// the rest) pull the fit less. On FBNet's samsung_a50 column from 100 rows, first blocks as
+  /// deviations: Spearman 0.717 -> 0.806 (docs/performance.md). Options `{"loss": "huber",
+  /// "huber_k": k}`. Returns *this.
+  RidgeRegression& with_huber_loss(double k = kHuberK);
+  /// The Huber threshold, or 0 for squared error (the default).
+  double huber_k() const { return huber_k_; }
+  /// How many reweighting rounds the last Huber fit took (0 for squared error).
+  int irls_iterations() const { return irls_iterations_; }
   std::string name() const override { return "ridge"; }
   void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
   std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const override;
@@ -130,8 +170,11 @@ class RidgeRegression final : public Predictor {
 
  private:
   double lambda_;
+  double fixed_lambda_;  // the constructor's lambda (a leave-one-out fit overwrites lambda_)
   bool auto_ = false;
   double loo_mse_ = 0;
+  double huber_k_ = 0;
+  int irls_iterations_ = 0;
   bool fitted_ = false;
   std::vector<double> w_;
   double b_ = 0;

@@ -104,9 +104,10 @@ Usage:
                   [--log-target] [--train N] [--seed S] [--set K=V]... --out MODEL.json
       Fits a predictor of a table column on N random rows (default 100) and prints Spearman,
       Kendall tau, RMSE, MAPE and the share within ±10% on the other rows. LIST: onehot (always
-      included unless counts replaces it; name both for both), pairwise, counts (per-stage
-      option counts), first (counts with each stage's first block apart), stats (log params,
-      log MACs).
+      included unless counts replace it; name both for both), pairwise, counts (per-stage
+      option counts), first (counts with each stage's first block apart), first-delta (counts
+      plus each first block's shrunken deviation), edges (per-cell op counts over its edges),
+      stats (log params, log MACs).
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -398,8 +399,8 @@ int cmd_search(const Args& a) {
 }
 
 nasforge::FeatureOptions parse_features(const std::string& text) {
-  // One-hot is always there, as before, unless `counts` (a coarser one-hot) replaces it;
-  // `counts,onehot` has both.
+  // One-hot is always there, as before, unless counts (`counts`, `first`, `first-delta`,
+  // `edges`: coarser one-hots) replace it; `counts,onehot` has both.
   nasforge::FeatureOptions f;
   bool onehot_named = false;
   std::stringstream ss(text);
@@ -409,10 +410,16 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
     else if (part == "stats") f.statistics = true;
     else if (part == "counts") f.stage_counts = true;
     else if (part == "first") f.stage_counts = f.stage_first_apart = true;
+    else if (part == "first-delta") f.stage_counts = f.stage_first_delta = true;
+    else if (part == "edges") f.edge_counts = true;
     else if (part == "onehot") onehot_named = true;
-    else throw UsageError(fmt::format("--features: expected onehot, pairwise, counts, first or stats, found \"{}\"", part));
+    else {
+      throw UsageError(fmt::format(
+          "--features: expected onehot, pairwise, counts, first, first-delta, edges or stats, found \"{}\"", part));
+    }
   }
-  f.onehot = onehot_named || !f.stage_counts;
+  if (f.stage_first_apart && f.stage_first_delta) throw UsageError("--features: first and first-delta exclude each other");
+  f.onehot = onehot_named || !(f.stage_counts || f.edge_counts);
   return f;
 }
 
