@@ -53,6 +53,7 @@ AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& opti
     total.macs = add(total.macs, lc.macs);
     bytes[i + 1] = lc.output_bytes;
     workspace[i] = mul(c.workspace, scale);
+    lc.workspace_bytes = workspace[i];
     for (int in : l.inputs) {
       NASFORGE_CHECK(in >= -1 && in < i, "analytic_costs: layer {} reads {}, expected an earlier layer",
                      i, in);

@@ -1,6 +1,7 @@
 #include "nasforge/predictor.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cmath>
 #include <limits>
@@ -13,6 +14,7 @@
 
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
+#include "nasforge/random.h"
 
 namespace nasforge {
 namespace {
@@ -97,6 +99,47 @@ CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options
   return g;
 }
 
+// linear_costs: MACs, params, activation bytes the computing layers write (outputs and internal
+// intermediates), layers with MACs, all layers.
+constexpr std::size_t kLinearCosts = 5;
+std::array<double, kLinearCosts> linear_costs_of(const ConcreteNetwork& net) {
+  const auto c = analytic_costs(net);
+  std::array<double, kLinearCosts> v{static_cast<double>(c.macs), static_cast<double>(c.params), 0.0, 0.0,
+                                     static_cast<double>(c.layers.size())};
+  for (const auto& layer : c.layers) {
+    if (layer.macs == 0) continue;
+    v[2] += static_cast<double>(layer.output_bytes + layer.workspace_bytes);
+    v[3] += 1;
+  }
+  return v;
+}
+
+// Per space (by fingerprint), the mean and standard deviation of each linear cost over
+// kLinearCostSamples seeded random architectures: computed once, then shared.
+struct CostScale {
+  std::array<double, kLinearCosts> mean{}, sd{};
+};
+const CostScale& linear_cost_scale(const SearchSpace& space) {
+  static std::mutex mutex;
+  static std::map<std::string, CostScale> cache;
+  std::lock_guard lock(mutex);
+  auto it = cache.find(space.fingerprint());
+  if (it != cache.end()) return it->second;
+  Rng rng(kLinearCostSeed);
+  std::array<double, kLinearCosts> sum{}, sum2{};
+  for (int i = 0; i < kLinearCostSamples; ++i) {
+    const auto v = linear_costs_of(space.resolve(space.sample(rng)));
+    for (std::size_t k = 0; k < kLinearCosts; ++k) sum[k] += v[k], sum2[k] += v[k] * v[k];
+  }
+  CostScale scale;
+  for (std::size_t k = 0; k < kLinearCosts; ++k) {
+    scale.mean[k] = sum[k] / kLinearCostSamples;
+    const double var = sum2[k] / kLinearCostSamples - scale.mean[k] * scale.mean[k];
+    scale.sd[k] = var > 1e-12 * (1.0 + scale.mean[k] * scale.mean[k]) ? std::sqrt(var) : 0.0;  // 0: a constant
+  }
+  return cache.emplace(space.fingerprint(), scale).first->second;
+}
+
 void check_features(const FeatureOptions& o) {
   NASFORGE_CHECK(!(o.stage_first_apart && o.stage_first_delta),
                  "features: stage_first_apart and stage_first_delta are two treatments of a stage's first block "
@@ -109,7 +152,7 @@ void check_features(const FeatureOptions& o) {
 nlohmann::json features_to_json(const FeatureOptions& o) {
   return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
           {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
-          {"edge_counts", o.edge_counts}, {"onehot", o.onehot}};
+          {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"onehot", o.onehot}};
 }
 
 FeatureOptions features_from_json(const nlohmann::json& j) {
@@ -123,9 +166,10 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     else if (key == "stage_first_apart") o.stage_first_apart = value.get<bool>();
     else if (key == "stage_first_delta") o.stage_first_delta = value.get<bool>();
     else if (key == "edge_counts") o.edge_counts = value.get<bool>();
+    else if (key == "linear_costs") o.linear_costs = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
     else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
-                                           "stage_first_apart, stage_first_delta, edge_counts, onehot)", key));
+                                           "stage_first_apart, stage_first_delta, edge_counts, linear_costs, onehot)", key));
   }
   check_features(o);
   return o;
@@ -167,6 +211,13 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
           for (std::size_t j = offset[e]; j < offset[e + 1]; ++j) out.push_back(f[i] * f[j]);
         }
       }
+    }
+  }
+  if (options.linear_costs) {
+    const CostScale& scale = linear_cost_scale(space);
+    const auto v = linear_costs_of(space.resolve(arch));
+    for (std::size_t k = 0; k < kLinearCosts; ++k) {
+      out.push_back(scale.sd[k] > 0 ? static_cast<float>(kLinearCostWeight * (v[k] - scale.mean[k]) / scale.sd[k]) : 0.0F);
     }
   }
   if (options.statistics) {

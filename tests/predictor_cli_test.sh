@@ -31,13 +31,20 @@ if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/t
   --features count --out "$work/x.json" 2> "$work/err2.log"; then
   echo "FAIL: an unknown feature was accepted"; exit 1
 fi
-grep -q "expected onehot, pairwise, counts, first, first-delta, edges or stats" "$work/err2.log"
+grep -q "expected onehot, pairwise, counts, first, first-delta, edges, costs or stats" "$work/err2.log"
 # Edge counts: the table's cost per op is the same on every edge, so 6 unknowns, and 10 rows
 # are enough to recover it (one-hot's 31 unknowns are not).
 "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
   --model ridge --model-options '{"lambda": 0}' --features edges --train 10 --seed 1 --out "$work/edges.json" | tee "$work/edges.log"
 grep -q "within ±10% 100.0%" "$work/edges.log"
 grep -q '"edge_counts":true' "$work/edges.json"
+# With the analytic costs beside them (on NB201 they are linear in the edge counts: no harm).
+"$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
+  --model ridge --model-options '{"lambda": "auto", "loss": "huber"}' --features edges,costs --train 30 --seed 1 \
+  --out "$work/costs.json" | tee "$work/costs.log"
+grep -q "within ±10% 100.0%" "$work/costs.log"
+grep -q '"linear_costs":true' "$work/costs.json"
+grep -q '"loss":"huber"' "$work/costs.json"
 "$exe" predict --space "$src/search_spaces/nb201.json" --model "$work/edges.json" \
   --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|' | grep -Eq "^lat (19|18\.99[0-9]*|19\.00[0-9]*)$"
 if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \

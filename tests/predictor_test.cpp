@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "nasforge/costs.h"
 #include "nasforge/error.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/random.h"
@@ -368,6 +369,40 @@ TEST(Features, FirstDeltaAddsEachFirstBlocksOneHotShrunken) {
   EXPECT_THROW(architecture_features(fbnet, a, orphan), InvalidArgument);
 }
 
+TEST(Features, LinearCostsAreTheAnalyticCostsStandardisedOverTheSpace) {
+  auto fbnet = SearchSpace::from_file(testing::space_path("fbnet"));
+  FeatureOptions costs;
+  costs.onehot = false, costs.linear_costs = true;
+  // Over the very architectures that set the scale, each feature has mean 0 and spread
+  // kLinearCostWeight (every FBNet network has as many layers: that one is constant, 0).
+  Rng rng(kLinearCostSeed);
+  std::vector<std::vector<float>> f;
+  std::vector<AnalyticCosts> c;
+  for (int i = 0; i < kLinearCostSamples; ++i) {
+    auto a = fbnet.sample(rng);
+    f.push_back(architecture_features(fbnet, a, costs));
+    c.push_back(analytic_costs(fbnet.resolve(a)));
+  }
+  ASSERT_EQ(f[0].size(), 5U);
+  for (std::size_t k = 0; k < 5; ++k) {
+    double sum = 0, sum2 = 0;
+    for (const auto& row : f) sum += row[k], sum2 += static_cast<double>(row[k]) * row[k];
+    const double mean = sum / kLinearCostSamples, sd = std::sqrt(std::max(0.0, sum2 / kLinearCostSamples - mean * mean));
+    EXPECT_NEAR(mean, 0.0, 1e-3) << k;
+    EXPECT_NEAR(sd, k == 4 ? 0.0 : kLinearCostWeight, 1e-3) << k;
+  }
+  // MACs (feature 0) and params (feature 1): increasing affine functions of the analytic counts.
+  for (std::size_t k : {0U, 1U}) {
+    auto stat = [&](std::size_t i) { return static_cast<double>(k == 0 ? c[i].macs : c[i].params); };
+    const double slope = (f[1][k] - f[0][k]) / (stat(1) - stat(0));
+    EXPECT_GT(slope, 0.0);
+    for (std::size_t i = 2; i < 6; ++i) EXPECT_NEAR(f[i][k] - f[0][k], slope * (stat(i) - stat(0)), 1e-3 * kLinearCostWeight);
+  }
+  FeatureOptions both = costs;
+  both.onehot = true;
+  EXPECT_EQ(architecture_features(fbnet, fbnet.sample(rng), both).size(), 198U + 5U);
+}
+
 // The structure features on the real tables: fewer unknowns, so a better fit from 100 noisy
 // samples (docs/performance.md has every column).
 TEST(Features, StructureFeaturesFitTheMeasuredTablesBetterThanTheirOneHot) {
@@ -411,16 +446,23 @@ TEST(Features, StructureFeaturesFitTheMeasuredTablesBetterThanTheirOneHot) {
   auto pixel3 = run("fbnet", fbnet, "pixel3", counts, delta);
   EXPECT_GE(pixel3[1].first, 0.999);
   EXPECT_LT(pixel3[0].first, 0.97);
+  // FBNet samsung_a50 (whole milliseconds, wild readings): the analytic costs as a prior.
+  FeatureOptions priced = delta;
+  priced.linear_costs = true;
+  auto phone = run("fbnet", fbnet, "samsung_a50", delta, priced);
+  EXPECT_GT(phone[1].first, phone[0].first + 0.1);
 }
 
 TEST(Features, OptionsRoundTripThroughJsonAndRejectUnknownKeys) {
   FeatureOptions o;
   o.pairwise = true, o.stage_counts = true, o.stage_first_apart = true, o.edge_counts = true, o.onehot = false;
+  o.linear_costs = true;
   auto back = features_from_json(features_to_json(o));
   EXPECT_EQ(back.pairwise, true);
   EXPECT_EQ(back.stage_first_apart, true);
   EXPECT_EQ(back.stage_first_delta, false);
   EXPECT_EQ(back.edge_counts, true);
+  EXPECT_EQ(back.linear_costs, true);
   o.stage_first_apart = false, o.stage_first_delta = true;
   EXPECT_EQ(features_from_json(features_to_json(o)).stage_first_delta, true);
   EXPECT_EQ(back.statistics, false);

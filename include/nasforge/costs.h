@@ -25,6 +25,9 @@ struct LayerCosts {
   std::int64_t params = 0;      ///< trainable parameters
   std::int64_t macs = 0;        ///< multiply-accumulates
   std::int64_t output_bytes = 0;///< bytes of the output tensor (0 when never materialised)
+  /// Bytes of the op's internal intermediates (an mbconv's expanded tensor), which count
+  /// toward the peak while the layer runs.
+  std::int64_t workspace_bytes = 0;
 };
 
 /// Whole-network analytic costs.

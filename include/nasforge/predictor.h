@@ -33,6 +33,7 @@
 /// ```
 /// The predictor-guided search (`linas`, strategy.h) fits one per objective.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -74,21 +75,38 @@ struct FeatureOptions {
   /// in cost (DARTS reduction cells: stride 2 on the edges from the cell's inputs), keep the
   /// one-hot entries too (`onehot`).
   bool edge_counts = false;
+  /// Add the network's analytic costs as linear features, nearly unpenalised: MACs, params,
+  /// the activation bytes that layers with MACs write (their outputs and internal
+  /// intermediates: memory traffic), the number of such layers and of all layers (kernel
+  /// launches). Each is standardised by its mean and spread over kLinearCostSamples
+  /// seeded random architectures of the space and weighted kLinearCostWeight, so ridge's
+  /// penalty hardly touches them: the fit starts from an analytic cost model of the device
+  /// and the counts or one-hot entries correct it only as far as the samples support. On
+  /// FBNet from 100 samples (first blocks as deviations), Spearman rises on 15 of the 16
+  /// columns, by up to 0.22 on the phones (docs/performance.md). Linear, so a latency that adds up over
+  /// layers stays linear in the features (`statistics` are logs, for trees).
+  bool linear_costs = false;
   bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
+/// linear_costs: how many seeded random architectures set each cost's mean and spread, the
+/// seed, and the weight on the standardised cost (10: its weight costs ridge 1/100 as much).
+inline constexpr int kLinearCostSamples = 256;
+inline constexpr std::uint64_t kLinearCostSeed = 20261127;
+inline constexpr double kLinearCostWeight = 10.0;
 /// The scale of stage_first_delta's entries: 1/sqrt(10), so ridge penalises their weights 10x.
 /// (Chosen on FBNet's 16 columns: leave-one-out choice among 1x-100x did no better than 10x.)
 inline constexpr float kFirstDeltaScale = 0.31622777F;
 /// `{"pairwise": .., "statistics": .., "stage_counts": .., "stage_first_apart": ..,
-/// "stage_first_delta": .., "edge_counts": .., "onehot": ..}`; absent keys take their defaults,
-/// unknown keys are an InvalidArgument, and so is stage_first_apart with stage_first_delta.
+/// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "onehot": ..}`; absent keys
+/// take their defaults, unknown keys are an InvalidArgument, and so is stage_first_apart with
+/// stage_first_delta.
 nlohmann::json features_to_json(const FeatureOptions& options);
 FeatureOptions features_from_json(const nlohmann::json& j);
 
 /// The feature vector of `arch` (fixed length for a space and options): the one-hot entries
 /// (`onehot`), the counts (`stage_counts`, `edge_counts`: one slot per group and option, in
 /// the order the groups' first decisions come), the first blocks' deviations
-/// (`stage_first_delta`), pairwise products, statistics. InvalidArgument for options that
+/// (`stage_first_delta`), pairwise products, linear costs, statistics. InvalidArgument for options that
 /// contradict each other (see features_from_json).
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
                                          const FeatureOptions& options);

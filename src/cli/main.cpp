@@ -107,7 +107,7 @@ Usage:
       included unless counts replace it; name both for both), pairwise, counts (per-stage
       option counts), first (counts with each stage's first block apart), first-delta (counts
       plus each first block's shrunken deviation), edges (per-cell op counts over its edges),
-      stats (log params, log MACs).
+      costs (analytic costs as nearly unpenalised linear terms), stats (log params, log MACs).
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -412,10 +412,12 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
     else if (part == "first") f.stage_counts = f.stage_first_apart = true;
     else if (part == "first-delta") f.stage_counts = f.stage_first_delta = true;
     else if (part == "edges") f.edge_counts = true;
+    else if (part == "costs") f.linear_costs = true;
     else if (part == "onehot") onehot_named = true;
     else {
       throw UsageError(fmt::format(
-          "--features: expected onehot, pairwise, counts, first, first-delta, edges or stats, found \"{}\"", part));
+          "--features: expected onehot, pairwise, counts, first, first-delta, edges, costs or stats, found \"{}\"",
+          part));
     }
   }
   if (f.stage_first_apart && f.stage_first_delta) throw UsageError("--features: first and first-delta exclude each other");
