@@ -305,9 +305,7 @@ void profile_layers_anchored(LatencyTable& table, const std::vector<ConcreteNetw
   auto time_alone = [&](const ConcreteNetwork& net, std::size_t i) {
     const auto& l = net.layers[i];
     double ms = 0;
-    if (l.op == "mixed" || l.op == "select") {  // supernet bookkeeping, costed by expected_latency_ms
-      ms = 0;
-    } else if (l.op == "zero") {  // Network materialises zeros of the output shape
+    if (l.op == "zero") {  // Network materialises zeros of the output shape
       auto shape = batched(o.batch, l.output_shape);
       ms = time_median([&] { ::torch::zeros(shape, opts); }, o);
     } else if (l.op == "sum") {
@@ -340,13 +338,19 @@ void profile_layers_anchored(LatencyTable& table, const std::vector<ConcreteNetw
     std::map<std::string, double> fresh;
     for (std::size_t i = 0; i < net.layers.size(); ++i) {
       std::string key = layer_key(net, i);
-      if (!table.ms.count(key) && fresh.emplace(key, 0.0).second) todo.emplace_back(std::move(key), i);
+      if (table.ms.count(key) || !fresh.emplace(key, 0.0).second) continue;
+      const auto& op = net.layers[i].op;
+      if (op == "mixed" || op == "select") {  // bookkeeping, costed by expected_latency_ms: nothing to time
+        table.ms.emplace(key, 0.0);
+        continue;
+      }
+      todo.emplace_back(std::move(key), i);
     }
-    if (todo.empty()) continue;
+    if (todo.empty()) continue;  // (no reference timings for a network with nothing to time)
     const double speed = at_reference_speed(table, o, [&] {
       for (const auto& [key, i] : todo) fresh[key] = time_alone(net, i);
     });
-    for (const auto& [key, ms] : fresh) table.ms.emplace(key, speed * ms);
+    for (const auto& [key, i] : todo) table.ms.emplace(key, speed * fresh[key]);
   }
 }
 }  // namespace
