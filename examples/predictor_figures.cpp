@@ -200,16 +200,17 @@ int main(int argc, char** argv) {
       for (int s = 0; s < seeds; ++s) {
         auto idx = split(rows.size(), train, static_cast<std::uint64_t>(s));
         // The first version: lambda 1 on log latency; now lambda by leave-one-out on latency.
-        RidgeRegression ridge = mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out();
+        auto ridge_for_mode = [&] { return mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out(); };
+        RidgeRegression ridge = ridge_for_mode();
         auto qr = fit_eval(ridge, encoded, idx, train);
         rs.push_back(qr.spearman), rw.push_back(qr.within_10pct), rl.push_back(ridge.lambda());
-        RidgeRegression ridge_structured = mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out();
+        RidgeRegression ridge_structured = ridge_for_mode();
         auto qf = fit_eval(ridge_structured, encoded_structured, idx, train);
         fs.push_back(qf.spearman), fw.push_back(qf.within_10pct);
-        RidgeRegression ridge_priced = mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out();
+        RidgeRegression ridge_priced = ridge_for_mode();
         auto qc = fit_eval(ridge_priced, encoded_priced, idx, train);
         cs.push_back(qc.spearman), cw.push_back(qc.within_10pct);
-        RidgeRegression robust = mode == "log" ? RidgeRegression(1.0) : RidgeRegression::leave_one_out();
+        RidgeRegression robust = ridge_for_mode();
         robust.with_huber_loss();
         auto qh = fit_eval(robust, encoded_priced, idx, train);
         hs.push_back(qh.spearman), hw.push_back(qh.within_10pct);

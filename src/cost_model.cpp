@@ -60,7 +60,7 @@ class PredictorModel final : public CostModel {
   }
   nlohmann::json to_json() const override {
     return {{"kind", "predictor"}, {"metric", metric_}, {"log_target", log_},
-            {"features", features_to_json(f_)}, {"predictor", p_->to_json()}};
+            {"features", features_to_json(f_, space_)}, {"predictor", p_->to_json()}};
   }
 
  private:
@@ -493,7 +493,7 @@ std::unique_ptr<CostModel> load_cost_model(const SearchSpace& space, const nlohm
     return make_energy_cost_model(space, c, j.value("batch", 1));
   }
   if (kind == "predictor") {
-    const FeatureOptions f = features_from_json(j.at("features"));
+    const FeatureOptions f = features_from_json(j.at("features"), space);
     return make_predictor_cost_model(space, j.at("metric"), make_predictor_from_json(j.at("predictor")), f,
                                      j.value("log_target", false));
   }

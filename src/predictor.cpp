@@ -102,8 +102,7 @@ CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options
 // linear_costs: MACs, params, activation bytes the computing layers write (outputs and internal
 // intermediates), layers with MACs, all layers.
 constexpr std::size_t kLinearCosts = 5;
-std::array<double, kLinearCosts> linear_costs_of(const ConcreteNetwork& net) {
-  const auto c = analytic_costs(net);
+std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c) {
   std::array<double, kLinearCosts> v{static_cast<double>(c.macs), static_cast<double>(c.params), 0.0, 0.0,
                                      static_cast<double>(c.layers.size())};
   for (const auto& layer : c.layers) {
@@ -128,7 +127,7 @@ const CostScale& linear_cost_scale(const SearchSpace& space) {
   Rng rng(kLinearCostSeed);
   std::array<double, kLinearCosts> sum{}, sum2{};
   for (int i = 0; i < kLinearCostSamples; ++i) {
-    const auto v = linear_costs_of(space.resolve(space.sample(rng)));
+    const auto v = linear_costs_of(analytic_costs(space.resolve(space.sample(rng))));
     for (std::size_t k = 0; k < kLinearCosts; ++k) sum[k] += v[k], sum2[k] += v[k] * v[k];
   }
   CostScale scale;
@@ -159,6 +158,7 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
   NASFORGE_CHECK(j.is_object(), "features: expected a JSON object, got {}", j.dump());
   FeatureOptions o;
   for (const auto& [key, value] : j.items()) {
+    if (key == "linear_cost_scale") continue;  // checked by the overload that has the space
     NASFORGE_CHECK(value.is_boolean(), "features: \"{}\" must be true or false, got {}", key, value.dump());
     if (key == "pairwise") o.pairwise = value.get<bool>();
     else if (key == "statistics") o.statistics = value.get<bool>();
@@ -172,6 +172,38 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
                                            "stage_first_apart, stage_first_delta, edge_counts, linear_costs, onehot)", key));
   }
   check_features(o);
+  return o;
+}
+
+nlohmann::json features_to_json(const FeatureOptions& options, const SearchSpace& space) {
+  nlohmann::json j = features_to_json(options);
+  if (options.linear_costs) {
+    const CostScale& scale = linear_cost_scale(space);
+    j["linear_cost_scale"] = {{"mean", scale.mean}, {"sd", scale.sd}};
+  }
+  return j;
+}
+
+FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& space) {
+  FeatureOptions o = features_from_json(j);
+  if (!o.linear_costs || !j.contains("linear_cost_scale")) return o;
+  const CostScale& now = linear_cost_scale(space);
+  try {
+    const auto& saved = j.at("linear_cost_scale");
+    const auto mean = saved.at("mean").get<std::vector<double>>(), sd = saved.at("sd").get<std::vector<double>>();
+    NASFORGE_CHECK(mean.size() == kLinearCosts && sd.size() == kLinearCosts,
+                   "features: \"linear_cost_scale\" must hold {} means and {} spreads, got {} and {}", kLinearCosts,
+                   kLinearCosts, mean.size(), sd.size());
+    auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)}); };
+    for (std::size_t k = 0; k < kLinearCosts; ++k) {
+      NASFORGE_CHECK(same(mean[k], now.mean[k]) && same(sd[k], now.sd[k]),
+                     "features: the model's linear costs were scaled by mean {} and spread {} for cost {} of space "
+                     "\"{}\", this build computes {} and {}: it was fitted by another version of the analytic costs; "
+                     "refit it", mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw InvalidArgument(fmt::format("features: a malformed \"linear_cost_scale\" ({})", e.what()));
+  }
   return o;
 }
 
@@ -213,15 +245,16 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
       }
     }
   }
+  if (!options.linear_costs && !options.statistics) return out;
+  const AnalyticCosts c = analytic_costs(space.resolve(arch));
   if (options.linear_costs) {
     const CostScale& scale = linear_cost_scale(space);
-    const auto v = linear_costs_of(space.resolve(arch));
+    const auto v = linear_costs_of(c);
     for (std::size_t k = 0; k < kLinearCosts; ++k) {
       out.push_back(scale.sd[k] > 0 ? static_cast<float>(kLinearCostWeight * (v[k] - scale.mean[k]) / scale.sd[k]) : 0.0F);
     }
   }
   if (options.statistics) {
-    auto c = analytic_costs(space.resolve(arch));
     out.push_back(static_cast<float>(std::log1p(static_cast<double>(c.params))));
     out.push_back(static_cast<float>(std::log1p(static_cast<double>(c.macs))));
   }
@@ -332,35 +365,54 @@ double median_of(std::vector<double> v) {
 }  // namespace
 
 void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
+  fit(x, y, std::vector<double>(x.size(), 1.0));
+}
+
+void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y,
+                          const std::vector<double>& row_weights) {
   check_rows(x, y, "RidgeRegression");
+  NASFORGE_CHECK(row_weights.size() == y.size(), "RidgeRegression::fit: expected one weight per row ({}), got {}",
+                 y.size(), row_weights.size());
+  double total = 0;
+  for (std::size_t i = 0; i < row_weights.size(); ++i) {
+    NASFORGE_CHECK(std::isfinite(row_weights[i]) && row_weights[i] >= 0,
+                   "RidgeRegression::fit: weight {} must be finite and >= 0, got {}", i, row_weights[i]);
+    total += row_weights[i];
+  }
+  NASFORGE_CHECK(total > 0, "RidgeRegression::fit: every row weight is 0");
   const auto n = static_cast<Eigen::Index>(x.size()), p = static_cast<Eigen::Index>(x[0].size());
   Eigen::MatrixXd X(n, p);
-  Eigen::VectorXd Y(n);
+  Eigen::VectorXd Y(n), user(n);
   for (Eigen::Index i = 0; i < n; ++i) {
-    for (Eigen::Index j = 0; j < p; ++j) X(i, j) = x[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)];
-    Y(i) = y[static_cast<std::size_t>(i)];
+    const auto r = static_cast<std::size_t>(i);
+    for (Eigen::Index j = 0; j < p; ++j) X(i, j) = x[r][static_cast<std::size_t>(j)];
+    Y(i) = y[r];
+    user(i) = row_weights[r];
   }
   if (!auto_) lambda_ = fixed_lambda_;
-  Eigen::VectorXd weights = Eigen::VectorXd::Ones(n);
-  WeightedRidge fit = weighted_ridge(X, Y, weights, lambda_, auto_, lambda_grid());
+  WeightedRidge fit = weighted_ridge(X, Y, user, lambda_, auto_, lambda_grid());
   irls_iterations_ = 0;
   if (huber_k_ > 0) {
     // Huber loss by iteratively reweighted least squares: a row whose residual is beyond k
-    // robust standard deviations (1.4826 x the median absolute residual, re-estimated each
-    // round) weighs k s / |r|, so its pull grows linearly, not quadratically. Lambda is chosen
-    // again each round by the weighted leave-one-out error. Stops when no weight moves by 1e-4,
-    // or at once when the fit is exact to 1e-8 of the targets' range (nothing is an outlier).
+    // robust standard deviations (1.4826 x the median absolute residual of the rows that
+    // weigh, re-estimated each round) weighs k s / |r| (times its own weight), so its pull
+    // grows linearly, not quadratically. Lambda is chosen again each round by the weighted
+    // leave-one-out error. Stops when no Huber weight moves by 1e-4, or at once when the fit
+    // is exact to 1e-8 of the targets' range (nothing is an outlier).
+    Eigen::VectorXd huber = Eigen::VectorXd::Ones(n);
     for (int round = 0; round < kMaxIrlsIterations; ++round) {
       const Eigen::VectorXd r = Y - ((X * fit.beta).array() + fit.b).matrix();
-      std::vector<double> abs_r(static_cast<std::size_t>(n));
-      for (Eigen::Index i = 0; i < n; ++i) abs_r[static_cast<std::size_t>(i)] = std::abs(r(i));
+      std::vector<double> abs_r;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        if (user(i) > 0) abs_r.push_back(std::abs(r(i)));
+      }
       const double scale = 1.4826 * median_of(abs_r);
       if (!(scale > 1e-8 * (Y.maxCoeff() - Y.minCoeff()))) break;  // (nearly) exact: nothing is an outlier
       Eigen::VectorXd next(n);
       for (Eigen::Index i = 0; i < n; ++i) next(i) = std::min(1.0, huber_k_ * scale / std::max(std::abs(r(i)), 1e-300));
-      const double moved = (next - weights).cwiseAbs().maxCoeff();
-      weights = next;
-      fit = weighted_ridge(X, Y, weights, lambda_, auto_, lambda_grid());
+      const double moved = (next - huber).cwiseAbs().maxCoeff();
+      huber = next;
+      fit = weighted_ridge(X, Y, user.cwiseProduct(huber), lambda_, auto_, lambda_grid());
       ++irls_iterations_;
       if (moved < 1e-4) break;
     }
@@ -392,18 +444,32 @@ nlohmann::json RidgeRegression::to_json() const {
   return j;
 }
 
-RidgeRegression RidgeRegression::from_json(const nlohmann::json& j) {
+namespace {
+// The loss keys of ridge options or of a saved ridge: "loss" ("squared", the default, or
+// "huber") and "huber_k" (only with "huber"; options default it, a saved model must have it).
+void apply_ridge_loss(RidgeRegression& r, const nlohmann::json& j, bool saved) {
+  const std::string loss = j.value("loss", "squared");
+  NASFORGE_CHECK(loss == "squared" || loss == "huber", "ridge: \"loss\" must be \"squared\" or \"huber\", got \"{}\"", loss);
+  NASFORGE_CHECK(loss == "huber" || !j.contains("huber_k"), "ridge: \"huber_k\" needs \"loss\": \"huber\"");
+  if (loss != "huber") return;
+  NASFORGE_CHECK(!saved || j.contains("huber_k"), "ridge: a saved Huber model lacks \"huber_k\"");
+  r.with_huber_loss(j.value("huber_k", RidgeRegression::kHuberK));
+}
+}  // namespace
+
+RidgeRegression RidgeRegression::from_json(const nlohmann::json& j) try {
+  NASFORGE_CHECK(j.is_object(), "ridge: expected a saved model (a JSON object), got {}", j.dump());
   RidgeRegression r(j.at("lambda").get<double>());
   r.auto_ = j.value("auto", false);
   r.loo_mse_ = j.value("loo_mse", 0.0);
-  const std::string loss = j.value("loss", "squared");
-  NASFORGE_CHECK(loss == "squared" || loss == "huber", "ridge: \"loss\" must be \"squared\" or \"huber\", got \"{}\"", loss);
-  if (loss == "huber") r.with_huber_loss(j.at("huber_k").get<double>());
-  r.irls_iterations_ = j.value("irls_iterations", 0);
+  apply_ridge_loss(r, j, /*saved=*/true);
+  if (r.huber_k_ > 0) r.irls_iterations_ = j.value("irls_iterations", 0);
   r.fitted_ = j.at("fitted");
   r.w_ = j.at("w").get<std::vector<double>>();
   r.b_ = j.at("b");
   return r;
+} catch (const nlohmann::json::exception& e) {
+  throw InvalidArgument(fmt::format("ridge: a malformed saved model ({})", e.what()));
 }
 
 // ---- gradient-boosted trees -----------------------------------------------------------------
@@ -553,10 +619,7 @@ std::unique_ptr<Predictor> make_predictor(const std::string& name, const nlohman
     } else {
       r = std::make_unique<RidgeRegression>(o.value("lambda", 1.0));
     }
-    const std::string loss = o.value("loss", "squared");
-    NASFORGE_CHECK(loss == "squared" || loss == "huber", "ridge: \"loss\" must be \"squared\" or \"huber\", got \"{}\"", loss);
-    NASFORGE_CHECK(loss == "huber" || !o.contains("huber_k"), "ridge: \"huber_k\" needs \"loss\": \"huber\"");
-    if (loss == "huber") r->with_huber_loss(o.value("huber_k", RidgeRegression::kHuberK));
+    apply_ridge_loss(*r, o, /*saved=*/false);
     return r;
   }
   if (name == "gbdt") {

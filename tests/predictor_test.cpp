@@ -162,6 +162,18 @@ TEST(Ridge, HuberLossResistsOutliersAndAgreesWithSquaredErrorWithoutThem) {
   auto back = make_predictor_from_json(nlohmann::json::parse(huber.to_json().dump()));
   EXPECT_EQ(back->predict({0.2F, 0.4F, 0.6F}), huber.predict({0.2F, 0.4F, 0.6F}));
   EXPECT_EQ(dynamic_cast<RidgeRegression&>(*back).huber_k(), RidgeRegression::kHuberK);
+  EXPECT_EQ(dynamic_cast<RidgeRegression&>(*back).irls_iterations(), huber.irls_iterations());
+  auto auto_back = RidgeRegression::from_json(nlohmann::json::parse(auto_huber.to_json().dump()));
+  EXPECT_TRUE(auto_back.auto_lambda());
+  EXPECT_EQ(auto_back.lambda(), auto_huber.lambda());
+  EXPECT_EQ(auto_back.loo_mse(), auto_huber.loo_mse());
+  auto no_k = huber.to_json();
+  no_k.erase("huber_k");
+  EXPECT_THROW(RidgeRegression::from_json(no_k), InvalidArgument);
+  auto k_without_huber = squared.to_json();
+  k_without_huber["huber_k"] = 2.0;
+  EXPECT_THROW(RidgeRegression::from_json(k_without_huber), InvalidArgument);
+  EXPECT_THROW(RidgeRegression::from_json({{"lambda", 1.0}}), InvalidArgument);  // no weights
   auto named = make_predictor("ridge", {{"lambda", "auto"}, {"loss", "huber"}, {"huber_k", 2.0}});
   EXPECT_EQ(dynamic_cast<RidgeRegression&>(*named).huber_k(), 2.0);
   EXPECT_EQ(dynamic_cast<RidgeRegression&>(*make_predictor("ridge", {{"loss", "squared"}})).huber_k(), 0.0);
@@ -248,6 +260,49 @@ TEST(Ridge, LeaveOneOutLambdaIsTheGridValueWithTheLeastExactLooError) {
   auto named = make_predictor("ridge", {{"lambda", "auto"}});
   EXPECT_TRUE(dynamic_cast<RidgeRegression&>(*named).auto_lambda());
   EXPECT_THROW(make_predictor("ridge", {{"lambda", "best"}}), InvalidArgument);
+}
+
+TEST(Ridge, WeightedFitAndItsLeaveOneOutAgreeWithRefits) {
+  for (int features : {6, 40}) {  // primal and dual
+    Rng rng(static_cast<std::uint64_t>(100 + features));
+    std::vector<std::vector<float>> x;
+    std::vector<double> y, w;
+    for (int i = 0; i < 25; ++i) {
+      std::vector<float> r;
+      for (int j = 0; j < features; ++j) r.push_back(static_cast<float>(rng.uniform01()));
+      y.push_back(2 * r[0] - r[1] + 0.3 * rng.uniform01());
+      w.push_back(0.2 + 2 * rng.uniform01());
+      x.push_back(r);
+    }
+    // The closed-form weighted leave-one-out error equals 25 weighted refits.
+    auto model = RidgeRegression::leave_one_out();
+    model.fit(x, y, w);
+    double sum = 0, wsum = 0;
+    for (std::size_t out = 0; out < x.size(); ++out) {
+      std::vector<std::vector<float>> xt;
+      std::vector<double> yt, wt;
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        if (i != out) xt.push_back(x[i]), yt.push_back(y[i]), wt.push_back(w[i]);
+      }
+      RidgeRegression r(model.lambda());
+      r.fit(xt, yt, wt);
+      sum += w[out] * std::pow(r.predict(x[out]) - y[out], 2), wsum += w[out];
+    }
+    EXPECT_NEAR(model.loo_mse(), sum / wsum, 1e-9) << features << " features";
+  }
+  // Weight 2 is the row twice; weight 0 leaves it out.
+  std::vector<std::vector<float>> x{{0, 1}, {1, 0}, {1, 1}, {0, 0}, {2, 1}};
+  std::vector<double> y{1, 2, 3.5, 0.2, 4};
+  RidgeRegression weighted(0.3), doubled(0.3), dropped(0.3), without(0.3);
+  weighted.fit(x, y, {1, 2, 1, 1, 0});
+  doubled.fit({x[0], x[1], x[1], x[2], x[3]}, {y[0], y[1], y[1], y[2], y[3]});
+  EXPECT_NEAR(weighted.predict({0.5F, 0.5F}), doubled.predict({0.5F, 0.5F}), 1e-12);
+  dropped.fit(x, y, {1, 1, 1, 1, 0});
+  without.fit({x[0], x[1], x[2], x[3]}, {y[0], y[1], y[2], y[3]});
+  EXPECT_NEAR(dropped.predict({2, 2}), without.predict({2, 2}), 1e-12);
+  EXPECT_THROW(weighted.fit(x, y, {1, 1, 1}), InvalidArgument);
+  EXPECT_THROW(weighted.fit(x, y, {1, -1, 1, 1, 1}), InvalidArgument);
+  EXPECT_THROW(weighted.fit(x, y, {0, 0, 0, 0, 0}), InvalidArgument);
 }
 
 TEST(Features, StageCountsAddUpTheBlocksOfAStageByOption) {
@@ -404,8 +459,10 @@ TEST(Features, LinearCostsAreTheAnalyticCostsStandardisedOverTheSpace) {
 }
 
 // The structure features on the real tables: fewer unknowns, so a better fit from 100 noisy
-// samples (docs/performance.md has every column).
-TEST(Features, StructureFeaturesFitTheMeasuredTablesBetterThanTheirOneHot) {
+// samples; and the analytic costs as a prior (docs/performance.md has every column). Each
+// pair is (plain, better): NB201 one-hot vs edge counts, FBNet counts vs first blocks as
+// deviations, deviations vs deviations plus linear costs. Skipped where ../shared/data is not.
+TEST(Features, StructureAndLinearCostsFitTheSharedTablesBetter) {
   auto run = [](const std::string& which, const std::string& file, const std::string& column,
                 const FeatureOptions& plain, const FeatureOptions& structured) {
     auto space = SearchSpace::from_file(testing::space_path(which));
@@ -451,6 +508,28 @@ TEST(Features, StructureFeaturesFitTheMeasuredTablesBetterThanTheirOneHot) {
   priced.linear_costs = true;
   auto phone = run("fbnet", fbnet, "samsung_a50", delta, priced);
   EXPECT_GT(phone[1].first, phone[0].first + 0.1);
+}
+
+TEST(Features, SavedLinearCostsCarryTheirScaleAndAnotherScaleIsRefused) {
+  auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
+  FeatureOptions o;
+  o.edge_counts = true, o.linear_costs = true;
+  auto j = features_to_json(o, nb201);
+  ASSERT_TRUE(j.contains("linear_cost_scale"));
+  EXPECT_EQ(j["linear_cost_scale"]["mean"].size(), 5U);
+  auto back = features_from_json(nlohmann::json::parse(j.dump()), nb201);
+  EXPECT_TRUE(back.linear_costs && back.edge_counts);
+  EXPECT_TRUE(features_from_json(j).linear_costs);  // without the space: read, not checked
+  // Another space (other --set values): another scale.
+  auto small = SearchSpace::from_file(testing::space_path("nb201"), {{"C", "8"}});
+  EXPECT_THROW(features_from_json(j, small), InvalidArgument);
+  auto tampered = j;
+  tampered["linear_cost_scale"]["sd"][1] = 2 * tampered["linear_cost_scale"]["sd"][1].get<double>();
+  EXPECT_THROW(features_from_json(tampered, nb201), InvalidArgument);
+  tampered["linear_cost_scale"] = {{"mean", {1, 2}}};
+  EXPECT_THROW(features_from_json(tampered, nb201), InvalidArgument);
+  // Without linear costs nothing is added.
+  EXPECT_FALSE(features_to_json(FeatureOptions{}, nb201).contains("linear_cost_scale"));
 }
 
 TEST(Features, OptionsRoundTripThroughJsonAndRejectUnknownKeys) {

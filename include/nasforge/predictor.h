@@ -65,13 +65,15 @@ struct FeatureOptions {
   /// deviation, and ridge, whose penalty on a feature's weight grows as the feature shrinks,
   /// holds that deviation 10x tighter than the rest: it moves away from zero only as far as
   /// the data insist. On FBNet from 100 samples it keeps stage_first_apart's gains (pixel3 1.000)
-  /// without its losses on the noisier columns (docs/performance.md). Not with stage_first_apart.
+  /// without its losses on the noisier columns (docs/performance.md). Not with
+  /// stage_first_apart, and like it only with stage_counts (InvalidArgument otherwise).
   bool stage_first_delta = false;
   /// Count, per cell, how many of its edges take each op: decisions whose names differ only in
   /// an `edge[k]` index (the edges of one cell) and offer the same ops form one group, like a
   /// stage's blocks. In NAS-Bench-201 every edge of a cell maps one shape to the same shape, so
   /// an op costs the same on any edge: 5 counts instead of 30 one-hot entries, and ridge from
-  /// 100 samples meets the ±10% target on 2 more of the 16 device columns. Where edges differ
+  /// 100 samples meets the target (Spearman >= 0.97 and >= 85% within ±10%) on 2 more of the
+  /// 16 device columns. Where edges differ
   /// in cost (DARTS reduction cells: stride 2 on the edges from the cell's inputs), keep the
   /// one-hot entries too (`onehot`).
   bool edge_counts = false;
@@ -84,7 +86,9 @@ struct FeatureOptions {
   /// and the counts or one-hot entries correct it only as far as the samples support. On
   /// FBNet from 100 samples (first blocks as deviations), Spearman rises on 15 of the 16
   /// columns, by up to 0.22 on the phones (docs/performance.md). Linear, so a latency that adds up over
-  /// layers stays linear in the features (`statistics` are logs, for trees).
+  /// layers stays linear in the features (`statistics` are logs, for trees). A saved model
+  /// records only this flag: the scale is recomputed from the space (same space and --set,
+  /// same fingerprint, same scale), so it holds as long as the three constants below do.
   bool linear_costs = false;
   bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
@@ -98,10 +102,17 @@ inline constexpr double kLinearCostWeight = 10.0;
 inline constexpr float kFirstDeltaScale = 0.31622777F;
 /// `{"pairwise": .., "statistics": .., "stage_counts": .., "stage_first_apart": ..,
 /// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "onehot": ..}`; absent keys
-/// take their defaults, unknown keys are an InvalidArgument, and so is stage_first_apart with
-/// stage_first_delta.
+/// take their defaults, unknown keys are an InvalidArgument, and so are stage_first_apart with
+/// stage_first_delta, and either of them without stage_counts (before these checks a
+/// refinement of counts that were off was ignored).
 nlohmann::json features_to_json(const FeatureOptions& options);
 FeatureOptions features_from_json(const nlohmann::json& j);
+/// The same, for a model of `space`: with linear_costs the JSON also records the costs' scale
+/// (`"linear_cost_scale": {"mean": [..], "sd": [..]}`), and reading it back checks that this
+/// build scales them the same way — InvalidArgument ("refit it") where the analytic costs or
+/// the sampling changed since the model was saved. Saved models use these.
+nlohmann::json features_to_json(const FeatureOptions& options, const SearchSpace& space);
+FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& space);
 
 /// The feature vector of `arch` (fixed length for a space and options): the one-hot entries
 /// (`onehot`), the counts (`stage_counts`, `edge_counts`: one slot per group and option, in
@@ -161,7 +172,7 @@ class RidgeRegression final : public Predictor {
   /// True for a leave_one_out() model.
   bool auto_lambda() const { return auto_; }
   /// The leave-one-out mean squared error of the chosen lambda (0 before fit or when fixed;
-  /// with the Huber loss, weighted by the final round's weights).
+  /// weighted by the row weights, and with the Huber loss by the final round's weights too).
   double loo_mse() const { return loo_mse_; }
   /// The usual Huber threshold: 95% efficiency when the residuals are Gaussian.
   static constexpr double kHuberK = 1.345;
@@ -170,8 +181,8 @@ class RidgeRegression final : public Predictor {
   /// Fit the Huber loss instead of squared error (robust ridge, by iteratively reweighted least
   /// squares): residuals beyond `k` robust standard deviations count linearly, so a few wild
   /// readings in the training rows (a phone's table: whole milliseconds, the odd reading 2x
-  /// the rest) pull the fit less. On FBNet's samsung_a50 column from 100 rows, first blocks as
-  /// deviations: Spearman 0.717 -> 0.806 (docs/performance.md). Options `{"loss": "huber",
+  /// the rest) pull the fit less. On FBNet's samsung_s7 column from 100 rows, with linear
+  /// costs: Spearman 0.740 -> 0.751 (docs/performance.md). Options `{"loss": "huber",
   /// "huber_k": k}`. Returns *this.
   RidgeRegression& with_huber_loss(double k = kHuberK);
   /// The Huber threshold, or 0 for squared error (the default).
@@ -180,10 +191,15 @@ class RidgeRegression final : public Predictor {
   int irls_iterations() const { return irls_iterations_; }
   std::string name() const override { return "ridge"; }
   void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) override;
+  /// Weighted ridge: minimises Σ w_i (y_i - b - x_i·β)² + λ|β|² (weights >= 0, not all 0;
+  /// a row of weight 0 is left out). The leave-one-out choice of lambda minimises the weighted
+  /// leave-one-out error Σ w_i (y_i - ŷ_(-i))² / Σ w_i, exactly, as for unit weights. E.g. rows
+  /// weighted by how many repeats their measurement is a median of.
+  void fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y, const std::vector<double>& row_weights);
   std::vector<double> predict_batch(const std::vector<std::vector<float>>& x) const override;
   bool fitted() const override { return fitted_; }
   nlohmann::json to_json() const override;
-  /// Restores to_json() output.
+  /// Restores to_json() output (InvalidArgument for a malformed one).
   static RidgeRegression from_json(const nlohmann::json& j);
 
  private:

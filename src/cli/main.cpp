@@ -420,7 +420,6 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
           part));
     }
   }
-  if (f.stage_first_apart && f.stage_first_delta) throw UsageError("--features: first and first-delta exclude each other");
   f.onehot = onehot_named || !(f.stage_counts || f.edge_counts);
   return f;
 }
@@ -474,7 +473,7 @@ int cmd_predictor_fit(const Args& a) {
              q.rmse, 100 * q.mape, 100 * q.within_10pct);
   json saved{{"space", {{"name", space.name()}, {"fingerprint", space.fingerprint()}}},
              {"target", a.target}, {"table", a.table}, {"log_target", a.log_target},
-             {"features", nasforge::features_to_json(features)},
+             {"features", nasforge::features_to_json(features, space)},
              {"held_out", {{"spearman", q.spearman}, {"kendall", q.kendall}, {"rmse", q.rmse}, {"mape", q.mape},
                            {"within_10pct", q.within_10pct}, {"rows", yv.size()}}},
              {"predictor", model->to_json()}};
@@ -526,7 +525,7 @@ int cmd_predict(const Args& a) {
   }
   auto model = nasforge::make_predictor_from_json(saved["predictor"]);
   const json feats = saved.value("features", json::object());
-  const nasforge::FeatureOptions f = nasforge::features_from_json(feats);
+  const nasforge::FeatureOptions f = nasforge::features_from_json(feats, space);
   auto arch = space.parse_architecture(a.arch);
   double v = model->predict(nasforge::architecture_features(space, arch, f));
   if (saved.value("log_target", false)) v = std::exp(v);
