@@ -15,6 +15,7 @@
 #include "nasforge/costs.h"
 #include "nasforge/error.h"
 #include "nasforge/random.h"
+#include "detail/stats.h"
 
 namespace nasforge {
 namespace {
@@ -267,7 +268,7 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
 
 // ---- ridge ----------------------------------------------------------------------------------
 
-RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda), fixed_lambda_(lambda) {
+RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda) {
   NASFORGE_CHECK(lambda >= 0 && std::isfinite(lambda), "RidgeRegression: expected lambda >= 0, got {}", lambda);
 }
 
@@ -302,7 +303,7 @@ struct WeightedRidge {
 };
 
 WeightedRidge weighted_ridge(const Eigen::MatrixXd& X0, const Eigen::VectorXd& Y0, const Eigen::VectorXd& weights,
-                             double lambda, bool choose, const std::vector<double>& grid) {
+                             double lambda, bool choose) {
   const Eigen::Index n = X0.rows(), p = X0.cols();
   const double wsum = weights.sum();
   const Eigen::RowVectorXd mx = (weights.transpose() * X0) / wsum;
@@ -326,7 +327,7 @@ WeightedRidge weighted_ridge(const Eigen::MatrixXd& X0, const Eigen::VectorXd& Y
     const Eigen::VectorXd by = B.transpose() * Y;
     const Eigen::MatrixXd B2 = B.array().square();
     double best = std::numeric_limits<double>::infinity();
-    for (double l : grid) {
+    for (double l : RidgeRegression::lambda_grid()) {
       // primal: ŷ = B diag(1/(s+λ)) Bᵀ y, H_ii = Σ B_ij² / (s_j + λ)
       // dual:   ŷ = U diag(s/(s+λ)) Uᵀ y,    H_ii = Σ U_ij² s_j / (s_j + λ)
       Eigen::VectorXd g(ev.size());
@@ -356,12 +357,6 @@ WeightedRidge weighted_ridge(const Eigen::MatrixXd& X0, const Eigen::VectorXd& Y
   return out;
 }
 
-double median_of(std::vector<double> v) {
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2) return *mid;
-  return 0.5 * (*mid + *std::max_element(v.begin(), mid));
-}
 }  // namespace
 
 void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::vector<double>& y) {
@@ -389,8 +384,7 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
     Y(i) = y[r];
     user(i) = row_weights[r];
   }
-  if (!auto_) lambda_ = fixed_lambda_;
-  WeightedRidge fit = weighted_ridge(X, Y, user, lambda_, auto_, lambda_grid());
+  WeightedRidge fit = weighted_ridge(X, Y, user, lambda_, auto_);  // (a fixed lambda_ comes back unchanged)
   irls_iterations_ = 0;
   if (huber_k_ > 0) {
     // Huber loss by iteratively reweighted least squares: a row whose residual is beyond k
@@ -406,13 +400,13 @@ void RidgeRegression::fit(const std::vector<std::vector<float>>& x, const std::v
       for (Eigen::Index i = 0; i < n; ++i) {
         if (user(i) > 0) abs_r.push_back(std::abs(r(i)));
       }
-      const double scale = 1.4826 * median_of(abs_r);
+      const double scale = 1.4826 * detail::median(abs_r);
       if (!(scale > 1e-8 * (Y.maxCoeff() - Y.minCoeff()))) break;  // (nearly) exact: nothing is an outlier
       Eigen::VectorXd next(n);
       for (Eigen::Index i = 0; i < n; ++i) next(i) = std::min(1.0, huber_k_ * scale / std::max(std::abs(r(i)), 1e-300));
       const double moved = (next - huber).cwiseAbs().maxCoeff();
       huber = next;
-      fit = weighted_ridge(X, Y, user.cwiseProduct(huber), lambda_, auto_, lambda_grid());
+      fit = weighted_ridge(X, Y, user.cwiseProduct(huber), lambda_, auto_);
       ++irls_iterations_;
       if (moved < 1e-4) break;
     }

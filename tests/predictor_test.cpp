@@ -173,7 +173,7 @@ TEST(Ridge, HuberLossResistsOutliersAndAgreesWithSquaredErrorWithoutThem) {
   auto k_without_huber = squared.to_json();
   k_without_huber["huber_k"] = 2.0;
   EXPECT_THROW(RidgeRegression::from_json(k_without_huber), InvalidArgument);
-  EXPECT_THROW(RidgeRegression::from_json({{"lambda", 1.0}}), InvalidArgument);  // no weights
+  EXPECT_THROW(RidgeRegression::from_json({{"lambda", 1.0}}), InvalidArgument);  // no coefficients
   auto named = make_predictor("ridge", {{"lambda", "auto"}, {"loss", "huber"}, {"huber_k", 2.0}});
   EXPECT_EQ(dynamic_cast<RidgeRegression&>(*named).huber_k(), 2.0);
   EXPECT_EQ(dynamic_cast<RidgeRegression&>(*make_predictor("ridge", {{"loss", "squared"}})).huber_k(), 0.0);

@@ -204,7 +204,6 @@ class RidgeRegression final : public Predictor {
 
  private:
   double lambda_;
-  double fixed_lambda_;  // the constructor's lambda (a leave-one-out fit overwrites lambda_)
   bool auto_ = false;
   double loo_mse_ = 0;
   double huber_k_ = 0;
