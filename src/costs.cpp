@@ -82,4 +82,30 @@ AnalyticCosts analytic_costs(const ConcreteNetwork& net, const CostOptions& opti
   return total;
 }
 
+std::vector<bool> live_layers(const ConcreteNetwork& net) {
+  const std::size_t n = net.layers.size();
+  std::vector<bool> live(n, false);
+  if (n == 0) return live;
+  // depends[i]: layer i's output depends on the network input's values.
+  std::vector<bool> depends(n, false);
+  for (std::size_t i = 0; i < n; ++i) {
+    const ConcreteLayer& l = net.layers[i];
+    if (l.op == "zero") continue;
+    for (int in : l.inputs) {
+      NASFORGE_CHECK(in >= -1 && static_cast<std::size_t>(in + 1) <= i,
+                     "live_layers: layer {} ({}) reads {}, expected an earlier layer or -1 (the input)", i, l.name, in);
+      if (in < 0 || depends[static_cast<std::size_t>(in)]) depends[i] = true;
+    }
+  }
+  if (!depends[n - 1]) return live;  // a constant output: the runtime folds the network away
+  live[n - 1] = true;
+  for (std::size_t i = n; i-- > 0;) {
+    if (!live[i] || net.layers[i].op == "zero") continue;
+    for (int in : net.layers[i].inputs) {
+      if (in >= 0) live[static_cast<std::size_t>(in)] = true;
+    }
+  }
+  return live;
+}
+
 }  // namespace nasforge

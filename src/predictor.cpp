@@ -7,6 +7,8 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include <Eigen/Dense>
 #include <fmt/format.h>
@@ -103,10 +105,15 @@ CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options
 // linear_costs: MACs, params, activation bytes the computing layers write (outputs and internal
 // intermediates), layers with MACs, all layers.
 constexpr std::size_t kLinearCosts = 5;
-std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c) {
-  std::array<double, kLinearCosts> v{static_cast<double>(c.macs), static_cast<double>(c.params), 0.0, 0.0,
-                                     static_cast<double>(c.layers.size())};
-  for (const auto& layer : c.layers) {
+// With `live` (pruned_graph), the live layers' alone.
+std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c, const std::vector<bool>* live = nullptr) {
+  std::array<double, kLinearCosts> v{};
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    if (live && !(*live)[i]) continue;
+    const LayerCosts& layer = c.layers[i];
+    v[0] += static_cast<double>(layer.macs);
+    v[1] += static_cast<double>(layer.params);
+    v[4] += 1;
     if (layer.macs == 0) continue;
     v[2] += static_cast<double>(layer.output_bytes + layer.workspace_bytes);
     v[3] += 1;
@@ -114,10 +121,27 @@ std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c) {
   return v;
 }
 
+// pruned_graph: the op options of the space's op decisions, each once, in first-seen order.
+std::vector<std::string> op_labels(const SearchSpace& space) {
+  std::vector<std::string> labels;
+  for (const auto& d : space.decisions()) {
+    if (d.kind != DecisionKind::kOp) continue;
+    for (const auto& v : d.options) {
+      const std::string label = v.is_string() ? v.as_string() : v.repr();
+      if (std::find(labels.begin(), labels.end(), label) == labels.end()) labels.push_back(label);
+    }
+  }
+  return labels;
+}
+
 // Per space (by fingerprint), the mean and standard deviation of each linear cost over
-// kLinearCostSamples seeded random architectures: computed once, then shared.
-struct CostScale {
+// kLinearCostSamples seeded random architectures, of the whole network and of its live layers
+// (pruned_graph): computed once, then shared.
+struct CostMoments {
   std::array<double, kLinearCosts> mean{}, sd{};
+};
+struct CostScale {
+  CostMoments full, pruned;
 };
 const CostScale& linear_cost_scale(const SearchSpace& space) {
   static std::mutex mutex;
@@ -126,18 +150,26 @@ const CostScale& linear_cost_scale(const SearchSpace& space) {
   auto it = cache.find(space.fingerprint());
   if (it != cache.end()) return it->second;
   Rng rng(kLinearCostSeed);
-  std::array<double, kLinearCosts> sum{}, sum2{};
+  std::array<double, kLinearCosts> sum{}, sum2{}, psum{}, psum2{};
   for (int i = 0; i < kLinearCostSamples; ++i) {
-    const auto v = linear_costs_of(analytic_costs(space.resolve(space.sample(rng))));
-    for (std::size_t k = 0; k < kLinearCosts; ++k) sum[k] += v[k], sum2[k] += v[k] * v[k];
+    const ConcreteNetwork net = space.resolve(space.sample(rng));
+    const AnalyticCosts c = analytic_costs(net);
+    const std::vector<bool> live = live_layers(net);
+    const auto v = linear_costs_of(c), p = linear_costs_of(c, &live);
+    for (std::size_t k = 0; k < kLinearCosts; ++k) {
+      sum[k] += v[k], sum2[k] += v[k] * v[k], psum[k] += p[k], psum2[k] += p[k] * p[k];
+    }
   }
-  CostScale scale;
-  for (std::size_t k = 0; k < kLinearCosts; ++k) {
-    scale.mean[k] = sum[k] / kLinearCostSamples;
-    const double var = sum2[k] / kLinearCostSamples - scale.mean[k] * scale.mean[k];
-    scale.sd[k] = var > 1e-12 * (1.0 + scale.mean[k] * scale.mean[k]) ? std::sqrt(var) : 0.0;  // 0: a constant
-  }
-  return cache.emplace(space.fingerprint(), scale).first->second;
+  auto moments = [](const std::array<double, kLinearCosts>& s1, const std::array<double, kLinearCosts>& s2) {
+    CostMoments m;
+    for (std::size_t k = 0; k < kLinearCosts; ++k) {
+      m.mean[k] = s1[k] / kLinearCostSamples;
+      const double var = s2[k] / kLinearCostSamples - m.mean[k] * m.mean[k];
+      m.sd[k] = var > 1e-12 * (1.0 + m.mean[k] * m.mean[k]) ? std::sqrt(var) : 0.0;  // 0: a constant
+    }
+    return m;
+  };
+  return cache.emplace(space.fingerprint(), CostScale{moments(sum, sum2), moments(psum, psum2)}).first->second;
 }
 
 void check_features(const FeatureOptions& o) {
@@ -152,14 +184,15 @@ void check_features(const FeatureOptions& o) {
 nlohmann::json features_to_json(const FeatureOptions& o) {
   return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
           {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
-          {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"onehot", o.onehot}};
+          {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"network_counts", o.network_counts},
+          {"pruned_graph", o.pruned_graph}, {"onehot", o.onehot}};
 }
 
 FeatureOptions features_from_json(const nlohmann::json& j) {
   NASFORGE_CHECK(j.is_object(), "features: expected a JSON object, got {}", j.dump());
   FeatureOptions o;
   for (const auto& [key, value] : j.items()) {
-    if (key == "linear_cost_scale") continue;  // checked by the overload that has the space
+    if (key == "linear_cost_scale" || key == "pruned_cost_scale") continue;  // checked by the overload with the space
     NASFORGE_CHECK(value.is_boolean(), "features: \"{}\" must be true or false, got {}", key, value.dump());
     if (key == "pairwise") o.pairwise = value.get<bool>();
     else if (key == "statistics") o.statistics = value.get<bool>();
@@ -168,9 +201,11 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     else if (key == "stage_first_delta") o.stage_first_delta = value.get<bool>();
     else if (key == "edge_counts") o.edge_counts = value.get<bool>();
     else if (key == "linear_costs") o.linear_costs = value.get<bool>();
+    else if (key == "network_counts") o.network_counts = value.get<bool>();
+    else if (key == "pruned_graph") o.pruned_graph = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
     else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
-                                           "stage_first_apart, stage_first_delta, edge_counts, linear_costs, onehot)", key));
+                                           "stage_first_apart, stage_first_delta, edge_counts, linear_costs, network_counts, pruned_graph, onehot)", key));
   }
   check_features(o);
   return o;
@@ -180,31 +215,41 @@ nlohmann::json features_to_json(const FeatureOptions& options, const SearchSpace
   nlohmann::json j = features_to_json(options);
   if (options.linear_costs) {
     const CostScale& scale = linear_cost_scale(space);
-    j["linear_cost_scale"] = {{"mean", scale.mean}, {"sd", scale.sd}};
+    j["linear_cost_scale"] = {{"mean", scale.full.mean}, {"sd", scale.full.sd}};
+    if (options.pruned_graph) j["pruned_cost_scale"] = {{"mean", scale.pruned.mean}, {"sd", scale.pruned.sd}};
   }
   return j;
 }
 
-FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& space) {
-  FeatureOptions o = features_from_json(j);
-  if (!o.linear_costs || !j.contains("linear_cost_scale")) return o;
-  const CostScale& now = linear_cost_scale(space);
+namespace {
+// A saved cost scale (`key`) against the one this build computes.
+void check_cost_scale(const nlohmann::json& j, const char* key, const CostMoments& now, const SearchSpace& space) {
+  if (!j.contains(key)) return;
   try {
-    const auto& saved = j.at("linear_cost_scale");
+    const auto& saved = j.at(key);
     const auto mean = saved.at("mean").get<std::vector<double>>(), sd = saved.at("sd").get<std::vector<double>>();
     NASFORGE_CHECK(mean.size() == kLinearCosts && sd.size() == kLinearCosts,
-                   "features: \"linear_cost_scale\" must hold {} means and {} spreads, got {} and {}", kLinearCosts,
+                   "features: \"{}\" must hold {} means and {} spreads, got {} and {}", key, kLinearCosts,
                    kLinearCosts, mean.size(), sd.size());
     auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)}); };
     for (std::size_t k = 0; k < kLinearCosts; ++k) {
       NASFORGE_CHECK(same(mean[k], now.mean[k]) && same(sd[k], now.sd[k]),
-                     "features: the model's linear costs were scaled by mean {} and spread {} for cost {} of space "
+                     "features: the model's {} were scaled by mean {} and spread {} for cost {} of space "
                      "\"{}\", this build computes {} and {}: it was fitted by another version of the analytic costs; "
-                     "refit it", mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
+                     "refit it", key, mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
     }
   } catch (const nlohmann::json::exception& e) {
-    throw InvalidArgument(fmt::format("features: a malformed \"linear_cost_scale\" ({})", e.what()));
+    throw InvalidArgument(fmt::format("features: a malformed \"{}\" ({})", key, e.what()));
   }
+}
+}  // namespace
+
+FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& space) {
+  FeatureOptions o = features_from_json(j);
+  if (!o.linear_costs) return o;
+  const CostScale& now = linear_cost_scale(space);
+  check_cost_scale(j, "linear_cost_scale", now.full, space);
+  if (o.pruned_graph) check_cost_scale(j, "pruned_cost_scale", now.pruned, space);
   return o;
 }
 
@@ -233,6 +278,56 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
     out.insert(out.end(), counts.begin(), counts.end());
     out.insert(out.end(), deltas.begin(), deltas.end());
   }
+  if (options.network_counts) {
+    // Groups of op and value decisions whose names match with every `[k]` index removed.
+    const auto& ds = space.decisions();
+    std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
+    constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+    std::vector<std::size_t> group(ds.size(), kNone), size, width;
+    for (std::size_t d = 0; d < ds.size(); ++d) {
+      if (ds[d].kind != DecisionKind::kOp && ds[d].kind != DecisionKind::kValue) continue;
+      std::string key;
+      const std::string& name = ds[d].name;
+      for (std::size_t i = 0; i < name.size();) {
+        std::size_t j = i + 1;
+        while (name[i] == '[' && j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+        if (name[i] == '[' && j > i + 1 && j < name.size() && name[j] == ']') {
+          key += "[*]";
+          i = j + 1;
+        } else {
+          key += name[i++];
+        }
+      }
+      group[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
+      size.resize(ids.size(), 0), width.resize(ids.size(), ds[d].options.size());
+      ++size[group[d]];
+    }
+    std::vector<std::size_t> offset(size.size() + 1, 0);  // groups of one decision: no slots
+    for (std::size_t g = 0; g < size.size(); ++g) offset[g + 1] = offset[g] + (size[g] > 1 ? width[g] : 0);
+    std::vector<float> counts(offset.back(), 0.0F);
+    std::size_t at = 0;
+    for (std::size_t d = 0; d < ds.size(); ++d) {
+      if (group[d] != kNone && size[group[d]] > 1) {
+        for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[group[d]] + i] += f[at + i];
+      }
+      at += ds[d].options.size();
+    }
+    out.insert(out.end(), counts.begin(), counts.end());
+  }
+  std::optional<ConcreteNetwork> net;
+  std::vector<bool> live;
+  if (options.pruned_graph) {
+    net = space.resolve(arch);
+    live = live_layers(*net);
+    const auto labels = op_labels(space);
+    std::vector<float> counts(labels.size(), 0.0F);
+    for (std::size_t i = 0; i < net->layers.size(); ++i) {
+      if (!live[i] || net->layers[i].choice.empty()) continue;
+      const auto at = std::find(labels.begin(), labels.end(), net->layers[i].choice);
+      if (at != labels.end()) counts[static_cast<std::size_t>(at - labels.begin())] += 1.0F;
+    }
+    out.insert(out.end(), counts.begin(), counts.end());
+  }
   if (options.pairwise) {
     // A slot for every pair of one-hot positions of different decisions (fixed layout).
     const auto& ds = space.decisions();
@@ -247,13 +342,17 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
     }
   }
   if (!options.linear_costs && !options.statistics) return out;
-  const AnalyticCosts c = analytic_costs(space.resolve(arch));
+  if (!net) net = space.resolve(arch);
+  const AnalyticCosts c = analytic_costs(*net);
   if (options.linear_costs) {
     const CostScale& scale = linear_cost_scale(space);
-    const auto v = linear_costs_of(c);
-    for (std::size_t k = 0; k < kLinearCosts; ++k) {
-      out.push_back(scale.sd[k] > 0 ? static_cast<float>(kLinearCostWeight * (v[k] - scale.mean[k]) / scale.sd[k]) : 0.0F);
-    }
+    auto push = [&](const std::array<double, kLinearCosts>& v, const CostMoments& m) {
+      for (std::size_t k = 0; k < kLinearCosts; ++k) {
+        out.push_back(m.sd[k] > 0 ? static_cast<float>(kLinearCostWeight * (v[k] - m.mean[k]) / m.sd[k]) : 0.0F);
+      }
+    };
+    push(linear_costs_of(c), scale.full);
+    if (options.pruned_graph) push(linear_costs_of(c, &live), scale.pruned);
   }
   if (options.statistics) {
     out.push_back(static_cast<float>(std::log1p(static_cast<double>(c.params))));
@@ -267,6 +366,25 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
 }
 
 // ---- ridge ----------------------------------------------------------------------------------
+
+FeatureChoice choose_features(const SearchSpace& space, const std::vector<FeatureOptions>& candidates,
+                              const std::vector<Architecture>& archs, const std::vector<double>& y) {
+  NASFORGE_CHECK(!candidates.empty(), "choose_features: expected at least one candidate feature set, got none");
+  NASFORGE_CHECK(archs.size() == y.size(), "choose_features: {} architectures but {} targets", archs.size(), y.size());
+  NASFORGE_CHECK(archs.size() >= 3, "choose_features: expected at least 3 rows to leave one out of, got {}",
+                 archs.size());
+  FeatureChoice choice;
+  for (const auto& options : candidates) {
+    std::vector<std::vector<float>> x;
+    x.reserve(archs.size());
+    for (const auto& a : archs) x.push_back(architecture_features(space, a, options));
+    RidgeRegression ridge = RidgeRegression::leave_one_out();
+    ridge.fit(x, y);
+    choice.loo_mse.push_back(ridge.loo_mse());
+    if (ridge.loo_mse() < choice.loo_mse[choice.best]) choice.best = choice.loo_mse.size() - 1;
+  }
+  return choice;
+}
 
 RidgeRegression::RidgeRegression(double lambda) : lambda_(lambda) {
   NASFORGE_CHECK(lambda >= 0 && std::isfinite(lambda), "RidgeRegression: expected lambda >= 0, got {}", lambda);

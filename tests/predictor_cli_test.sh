@@ -31,7 +31,7 @@ if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/t
   --features count --out "$work/x.json" 2> "$work/err2.log"; then
   echo "FAIL: an unknown feature was accepted"; exit 1
 fi
-grep -q "expected onehot, pairwise, counts, first, first-delta, edges, costs or stats" "$work/err2.log"
+grep -q "expected onehot, pairwise, counts, first, first-delta, edges, costs, network, pruned or stats" "$work/err2.log"
 # Edge counts: the table's cost per op is the same on every edge, so 6 unknowns, and 10 rows
 # are enough to recover it (one-hot's 31 unknowns are not).
 "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
@@ -69,4 +69,22 @@ if "$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/t
   echo "FAIL: first and first-delta together were accepted"; exit 1
 fi
 grep -q "stage_first_apart and stage_first_delta are two treatments" "$work/err3.log"
+# Alternatives: on a table of what a graph runtime runs (dead branches dropped), ridge's
+# leave-one-out error on the training rows picks the pruned graph's features, and the saved
+# model rebuilds them: the dead 3x3 conv of this cell costs nothing (1 + 1.0 + 0.1 + 0.5).
+python3 "$src/tests/data/make_nb201_table.py" "$work/pruned.csv" pruned
+"$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/pruned.csv" --target lat \
+  --model ridge --model-options '{"lambda": "auto"}' --features 'edges|edges,pruned' --train 60 --seed 1 \
+  --out "$work/pruned.json" | tee "$work/pruned.log"
+grep -Eq 'features by leave-one-out on the training rows: "edges" [0-9.e+-]+ \*"edges,pruned" [0-9.e+-]+ ' "$work/pruned.log"
+grep -q "within ±10% 100.0%" "$work/pruned.log"
+grep -q '"pruned_graph":true' "$work/pruned.json"
+"$exe" predict --space "$src/search_spaces/nb201.json" --model "$work/pruned.json" \
+  --arch '|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|' | tee "$work/pruned_predict.log"
+grep -Eq "^lat (2\.6|2\.59[5-9][0-9]*|2\.60[0-4][0-9]*)$" "$work/pruned_predict.log"
+# On the plain additive table the full network's features win.
+"$exe" predictor fit --space "$src/search_spaces/nb201.json" --table "$work/table.csv" --target lat \
+  --model ridge --model-options '{"lambda": "auto"}' --features 'edges,pruned|edges' --train 60 --seed 1 \
+  --out "$work/unpruned.json" | tee "$work/unpruned.log"
+grep -Eq 'features by leave-one-out on the training rows: "edges,pruned" [0-9.e+-]+ \*"edges" ' "$work/unpruned.log"
 echo "OK: predictor fit and predict"

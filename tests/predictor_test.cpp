@@ -458,10 +458,112 @@ TEST(Features, LinearCostsAreTheAnalyticCostsStandardisedOverTheSpace) {
   EXPECT_EQ(architecture_features(fbnet, fbnet.sample(rng), both).size(), 198U + 5U);
 }
 
+TEST(Features, PrunedGraphCountsAndCostsTheLayersAGraphRuntimeKeeps) {
+  auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
+  FeatureOptions pruned;
+  pruned.onehot = false, pruned.pruned_graph = true;
+  // Labels in the op list's order: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3.
+  // Node 1's 3x3 conv feeds only `none` edges: dead in all 15 cells; the rest run (the two
+  // `none` layers of each cell are read by live sums).
+  auto a = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
+  EXPECT_EQ(architecture_features(nb201, a, pruned), (std::vector<float>{30, 15, 15, 0, 15}));
+  // A constant output: nothing runs, nothing counts.
+  auto folded = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|");
+  EXPECT_EQ(architecture_features(nb201, folded, pruned), (std::vector<float>(5, 0.0F)));
+  // With linear costs: the full network's five, then the live layers' five on the same scale.
+  FeatureOptions costs;
+  costs.onehot = false, costs.linear_costs = true;
+  FeatureOptions both = costs;
+  both.pruned_graph = true;
+  const auto full = architecture_features(nb201, a, costs), f = architecture_features(nb201, a, both);
+  ASSERT_EQ(f.size(), 5U + 5U + 5U);
+  EXPECT_EQ(std::vector<float>(f.begin() + 5, f.begin() + 10), full);
+  // The same network with node 1's conv replaced by `none` runs exactly the layers `a` runs:
+  // equal live costs, lower full costs.
+  auto c = nb201.from_native("|none~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
+  const auto fc = architecture_features(nb201, c, both);
+  EXPECT_EQ(std::vector<float>(f.begin() + 10, f.end()), std::vector<float>(fc.begin() + 10, fc.end()));
+  EXPECT_GT(f[5], fc[5]);  // MACs of the full network
+  // The number of layers is the same in every NB201 network (that cost is 0), not of live ones.
+  EXPECT_EQ(f[9], 0.0F);
+  EXPECT_NE(f[14], 0.0F);
+  // Where nothing is dead every cell's every edge counts.
+  auto all_live = nb201.from_native("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|");
+  EXPECT_EQ(architecture_features(nb201, all_live, pruned), (std::vector<float>{0, 30, 15, 30, 15}));
+  // FBNet has no `none`: every block runs, the counts are the op counts over all 22 layers.
+  auto fbnet = SearchSpace::from_file(testing::space_path("fbnet"));
+  const auto h = architecture_features(fbnet, fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5"), pruned);
+  ASSERT_EQ(h.size(), 9U);
+  float blocks = 0;
+  for (float v : h) blocks += v;
+  EXPECT_EQ(blocks, 22.0F);
+}
+
+TEST(Features, NetworkCountsCountMatchingDecisionsAcrossTheWholeNetwork) {
+  auto fbnet = SearchSpace::from_file(testing::space_path("fbnet"));
+  FeatureOptions network;
+  network.onehot = false, network.network_counts = true;
+  // All 22 blocks (network[s].block[k]) are one group: blocks k3_e1, k3_e1_g2, k3_e3, k3_e6,
+  // k5_e1, k5_e1_g2, k5_e3, k5_e6, skip by index.
+  auto b = fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5");
+  EXPECT_EQ(architecture_features(fbnet, b, network), (std::vector<float>{0, 2, 3, 2, 5, 1, 0, 4, 5}));
+  // NB201: one cell, so they are its edge counts.
+  auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
+  FeatureOptions edges;
+  edges.onehot = false, edges.edge_counts = true;
+  auto a = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|");
+  EXPECT_EQ(architecture_features(nb201, a, network), architecture_features(nb201, a, edges));
+  // MobileNetV3: every block's kernel is one group and every block's expansion another (value
+  // decisions); blocks beyond a stage's depth count nothing; the resolution is a group of one
+  // (no slots) and depths are no value.
+  auto mb = SearchSpace::from_file(testing::space_path("mobilenetv3"));
+  Rng rng(4);
+  auto m = mb.sample(rng);
+  const auto active = mb.active(m);
+  float kernels = 0, expansions = 0;
+  for (std::size_t d = 0; d < active.size(); ++d) {
+    const std::string& name = mb.decisions()[d].name;
+    kernels += active[d] && name.size() > 7 && name.compare(name.size() - 7, 7, ".kernel") == 0;
+    expansions += active[d] && name.size() > 10 && name.compare(name.size() - 10, 10, ".expansion") == 0;
+  }
+  const auto f = architecture_features(mb, m, network);
+  ASSERT_EQ(f.size(), 6U);
+  EXPECT_EQ(f[0] + f[1] + f[2], kernels);
+  EXPECT_EQ(f[3] + f[4] + f[5], expansions);
+  EXPECT_GT(kernels, 0.0F);
+}
+
+TEST(Features, ChooseFeaturesPicksTheSetThatExplainsTheRows) {
+  auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
+  FeatureOptions edges, pruned;
+  edges.onehot = false, edges.edge_counts = true;
+  pruned = edges;
+  pruned.pruned_graph = true;
+  // A latency that only live layers pay: exactly linear in the pruned counts, not in the edges.
+  Rng rng(11);
+  std::vector<Architecture> archs;
+  std::vector<double> y;
+  for (int i = 0; i < 80; ++i) {
+    archs.push_back(nb201.sample(rng));
+    const auto c = architecture_features(nb201, archs.back(), FeatureOptions{.pruned_graph = true, .onehot = false});
+    y.push_back(0.5 + 0.01 * c[1] + 0.1 * c[2] + 0.3 * c[3] + 0.05 * c[4]);
+  }
+  const auto choice = choose_features(nb201, {edges, pruned}, archs, y);
+  EXPECT_EQ(choice.best, 1U);
+  ASSERT_EQ(choice.loo_mse.size(), 2U);
+  EXPECT_LT(choice.loo_mse[1], 1e-3 * choice.loo_mse[0]);
+  EXPECT_EQ(choose_features(nb201, {pruned, edges}, archs, y).best, 0U);
+  EXPECT_EQ(choose_features(nb201, {edges}, archs, y).best, 0U);
+  EXPECT_THROW((void)choose_features(nb201, {}, archs, y), InvalidArgument);
+  EXPECT_THROW((void)choose_features(nb201, {edges}, archs, std::vector<double>(3, 1.0)), InvalidArgument);
+  EXPECT_THROW((void)choose_features(nb201, {edges}, {archs[0], archs[1]}, {1.0, 2.0}), InvalidArgument);
+}
+
 // The structure features on the real tables: fewer unknowns, so a better fit from 100 noisy
 // samples; and the analytic costs as a prior (docs/performance.md has every column). Each
 // pair is (plain, better): NB201 one-hot vs edge counts, FBNet counts vs first blocks as
-// deviations, deviations vs deviations plus linear costs. Skipped where ../shared/data is not.
+// deviations, deviations vs deviations plus linear costs, then the pruned graph (NB201 pixel3)
+// and network-wide counts (FBNet gold_6240). Skipped where ../shared/data is not.
 TEST(Features, StructureAndLinearCostsFitTheSharedTablesBetter) {
   auto run = [](const std::string& which, const std::string& file, const std::string& column,
                 const FeatureOptions& plain, const FeatureOptions& structured) {
@@ -508,6 +610,19 @@ TEST(Features, StructureAndLinearCostsFitTheSharedTablesBetter) {
   priced.linear_costs = true;
   auto phone = run("fbnet", fbnet, "samsung_a50", delta, priced);
   EXPECT_GT(phone[1].first, phone[0].first + 0.1);
+  // NB201 pixel3 (TFLite drops dead branches and folds constant networks): the pruned graph.
+  FeatureOptions edges_priced = edges;
+  edges_priced.linear_costs = true;
+  FeatureOptions pruned = edges_priced;
+  pruned.pruned_graph = true;
+  auto tflite = run("nb201", nb201, "pixel3", edges_priced, pruned);
+  EXPECT_GT(tflite[1].first, tflite[0].first + 0.03);
+  EXPECT_GT(tflite[1].second, tflite[0].second + 0.1);
+  // FBNet gold_6240: an option's cost shared by every stage.
+  FeatureOptions network = priced;
+  network.network_counts = true;
+  auto gold = run("fbnet", fbnet, "gold_6240", priced, network);
+  EXPECT_GT(gold[1].first, gold[0].first + 0.005);
 }
 
 TEST(Features, SavedLinearCostsCarryTheirScaleAndAnotherScaleIsRefused) {
@@ -530,13 +645,24 @@ TEST(Features, SavedLinearCostsCarryTheirScaleAndAnotherScaleIsRefused) {
   EXPECT_THROW(features_from_json(tampered, nb201), InvalidArgument);
   // Without linear costs nothing is added.
   EXPECT_FALSE(features_to_json(FeatureOptions{}, nb201).contains("linear_cost_scale"));
+  // With pruned_graph the live layers' scale is saved and checked as well.
+  FeatureOptions pruned;
+  pruned.linear_costs = true, pruned.pruned_graph = true;
+  auto p = features_to_json(pruned, nb201);
+  ASSERT_TRUE(p.contains("pruned_cost_scale"));
+  EXPECT_TRUE(features_from_json(p, nb201).pruned_graph);
+  p["pruned_cost_scale"]["mean"][0] = 1.01 * p["pruned_cost_scale"]["mean"][0].get<double>();
+  EXPECT_THROW((void)features_from_json(p, nb201), InvalidArgument);
+  EXPECT_FALSE(features_to_json(o, nb201).contains("pruned_cost_scale"));
 }
 
 TEST(Features, OptionsRoundTripThroughJsonAndRejectUnknownKeys) {
   FeatureOptions o;
   o.pairwise = true, o.stage_counts = true, o.stage_first_apart = true, o.edge_counts = true, o.onehot = false;
-  o.linear_costs = true;
+  o.linear_costs = true, o.pruned_graph = true, o.network_counts = true;
   auto back = features_from_json(features_to_json(o));
+  EXPECT_EQ(back.pruned_graph, true);
+  EXPECT_EQ(back.network_counts, true);
   EXPECT_EQ(back.pairwise, true);
   EXPECT_EQ(back.stage_first_apart, true);
   EXPECT_EQ(back.stage_first_delta, false);

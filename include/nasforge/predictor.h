@@ -90,6 +90,27 @@ struct FeatureOptions {
   /// records only this flag: the scale is recomputed from the space (same space and --set,
   /// same fingerprint, same scale), so it holds as long as the three constants below do.
   bool linear_costs = false;
+  /// Add network-wide counts: per group of op and value decisions whose names differ only in
+  /// their `[k]` indices and that offer the same options (every stage's blocks; every block's
+  /// kernel; a cell's edges), how many active ones take each option; a group of one decision
+  /// adds nothing. Beside stage counts an option's cost then splits into a part shared by
+  /// every stage and a per-stage deviation, and ridge learns the shared part from all stages'
+  /// samples at once (a hierarchical prior). On FBNet from 100 samples, with first blocks as
+  /// deviations and linear costs, Spearman rises on 11 of the 16 columns, most on the noisy
+  /// ones (1080ti_1 0.896 -> 0.921, gold_6240 0.920 -> 0.934), and falls by up to 0.007
+  /// on four (docs/performance.md): let choose_features decide per device.
+  bool network_counts = false;
+  /// Describe the network a graph runtime actually runs once it removes dead code
+  /// (`live_layers`: branches that reach the output only through `none` edges are dropped,
+  /// and a network whose output does not depend on its input is folded away entirely): add,
+  /// per op option of the space's op decisions (in the order they first appear), how many
+  /// live layers took it, and with linear_costs the same five costs again over the live
+  /// layers alone (standardised over the same samples' live layers). For devices measured
+  /// through such a runtime: on NAS-Bench-201's Pixel 3 column (TFLite) ridge from 100
+  /// samples ranks at Spearman PIXEL_S with them against 0.910 without (docs/performance.md). Eager runtimes
+  /// (PyTorch, nasforge's own tables) run every layer: leave it off there. The full-network
+  /// features stay, so ridge weighs the two views.
+  bool pruned_graph = false;
   bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
 /// linear_costs: how many seeded random architectures set each cost's mean and spread, the
@@ -101,14 +122,15 @@ inline constexpr double kLinearCostWeight = 10.0;
 /// (Chosen on FBNet's 16 columns: leave-one-out choice among 1x-100x did no better than 10x.)
 inline constexpr float kFirstDeltaScale = 0.31622777F;
 /// `{"pairwise": .., "statistics": .., "stage_counts": .., "stage_first_apart": ..,
-/// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "onehot": ..}`; absent keys
+/// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "network_counts": .., "pruned_graph": .., "onehot": ..}`; absent keys
 /// take their defaults, unknown keys are an InvalidArgument, and so are stage_first_apart with
 /// stage_first_delta, and either of them without stage_counts (before these checks a
 /// refinement of counts that were off was ignored).
 nlohmann::json features_to_json(const FeatureOptions& options);
 FeatureOptions features_from_json(const nlohmann::json& j);
 /// The same, for a model of `space`: with linear_costs the JSON also records the costs' scale
-/// (`"linear_cost_scale": {"mean": [..], "sd": [..]}`), and reading it back checks that this
+/// (`"linear_cost_scale": {"mean": [..], "sd": [..]}`; with pruned_graph too, the live layers'
+/// as `"pruned_cost_scale"`), and reading them back checks that this
 /// build scales them the same way — InvalidArgument ("refit it") where the analytic costs or
 /// the sampling changed since the model was saved. Saved models use these.
 nlohmann::json features_to_json(const FeatureOptions& options, const SearchSpace& space);
@@ -117,7 +139,8 @@ FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& sp
 /// The feature vector of `arch` (fixed length for a space and options): the one-hot entries
 /// (`onehot`), the counts (`stage_counts`, `edge_counts`: one slot per group and option, in
 /// the order the groups' first decisions come), the first blocks' deviations
-/// (`stage_first_delta`), pairwise products, linear costs, statistics. InvalidArgument for options that
+/// (`stage_first_delta`), the network-wide counts (`network_counts`), the live layers' op counts (`pruned_graph`), pairwise products, linear costs
+/// (then the live layers' linear costs, with pruned_graph), statistics. InvalidArgument for options that
 /// contradict each other (see features_from_json).
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
                                          const FeatureOptions& options);
@@ -212,6 +235,24 @@ class RidgeRegression final : public Predictor {
   std::vector<double> w_;
   double b_ = 0;
 };
+
+/// What choose_features found: the winner and every candidate's error.
+struct FeatureChoice {
+  std::size_t best = 0;         ///< index of the candidate with the least leave-one-out error
+  std::vector<double> loo_mse;  ///< per candidate, ridge's leave-one-out mean squared error
+};
+/// Which of several feature sets suits these training rows, decided on the rows alone: each
+/// candidate is fitted by RidgeRegression::leave_one_out() to `y` (pass log latency to choose
+/// for a fit of log latency), and the one with the least exact leave-one-out squared error
+/// wins (a tie: the earlier). Leave-one-out estimates the error on new architectures without
+/// holding rows out, so a device whose runtime is unknown can pick, say, between the full
+/// network's features and `pruned_graph`'s: on NAS-Bench-201 from 100 rows it takes
+/// pruned_graph on Pixel 3 (TFLite) in 5 of 5 seeds and the full network's features on most
+/// fits of the other 15 columns (docs/performance.md). The choice is a linear model's; a tree
+/// model fitted on the winner may prefer another. InvalidArgument for no candidates, sizes
+/// that differ, fewer than 3 rows, or a candidate architecture_features rejects.
+FeatureChoice choose_features(const SearchSpace& space, const std::vector<FeatureOptions>& candidates,
+                              const std::vector<Architecture>& archs, const std::vector<double>& y);
 
 /// Gradient-boosted regression trees (XGBoost, squared error).
 class GbdtRegressor final : public Predictor {

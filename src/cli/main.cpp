@@ -107,7 +107,12 @@ Usage:
       included unless counts replace it; name both for both), pairwise, counts (per-stage
       option counts), first (counts with each stage's first block apart), first-delta (counts
       plus each first block's shrunken deviation), edges (per-cell op counts over its edges),
-      costs (analytic costs as nearly unpenalised linear terms), stats (log params, log MACs).
+      costs (analytic costs as nearly unpenalised linear terms), network (network-wide counts:
+      an option's cost shared by every stage), pruned (op counts, and with
+      costs the costs, of the layers a graph runtime such as TFLite keeps after removing dead
+      code), stats (log params, log MACs). Alternatives separated by | (e.g. "edges,costs|
+      edges,costs,pruned") are chosen between by ridge's leave-one-out error on the training
+      rows; the fit prints each one's error and saves the chosen.
   nasforge predict --space FILE --model MODEL.json --arch ARCH [--set K=V]...
       The value a saved model gives an architecture: a predictor from `predictor fit` or any
       cost model JSON (a latency table from `profile`, analytic, energy).
@@ -413,10 +418,12 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
     else if (part == "first-delta") f.stage_counts = f.stage_first_delta = true;
     else if (part == "edges") f.edge_counts = true;
     else if (part == "costs") f.linear_costs = true;
+    else if (part == "pruned") f.pruned_graph = true;
+    else if (part == "network") f.network_counts = true;
     else if (part == "onehot") onehot_named = true;
     else {
       throw UsageError(fmt::format(
-          "--features: expected onehot, pairwise, counts, first, first-delta, edges, costs or stats, found \"{}\"",
+          "--features: expected onehot, pairwise, counts, first, first-delta, edges, costs, network, pruned or stats, found \"{}\"",
           part));
     }
   }
@@ -436,7 +443,17 @@ int cmd_predictor_fit(const Args& a) {
     throw UsageError(fmt::format("--train: the table has {} rows; expected at most {} training rows (two held out), found {}",
                                  rows.size(), rows.size() < 2 ? 0 : rows.size() - 2, a.train));
   }
-  const auto features = parse_features(a.features);
+  // `--features A|B|...`: alternatives, chosen between by ridge's leave-one-out error on the
+  // training rows (below, once they are drawn).
+  std::vector<std::string> alternatives;
+  {
+    std::stringstream ss(a.features);
+    std::string part;
+    while (std::getline(ss, part, '|')) alternatives.push_back(part);
+    if (alternatives.empty() || (!a.features.empty() && a.features.back() == '|')) alternatives.push_back("");
+  }
+  std::vector<nasforge::FeatureOptions> candidates;
+  for (const auto& text : alternatives) candidates.push_back(parse_features(text));
   json options = json::parse(a.model_options, nullptr, false);
   if (options.is_discarded() || !options.is_object()) {
     throw UsageError(fmt::format("--model-options: expected a JSON object, found \"{}\"", a.model_options));
@@ -448,16 +465,30 @@ int cmd_predictor_fit(const Args& a) {
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
   const auto n = static_cast<std::size_t>(a.train);
   for (std::size_t i = 0; i < n; ++i) std::swap(idx[i], idx[i + rng.uniform(idx.size() - i)]);
-  std::vector<std::vector<float>> xt, xv;
   std::vector<double> yt, yv;
   for (std::size_t i = 0; i < idx.size(); ++i) {
     double y = rows[idx[i]].second.at(a.target);
     if (a.log_target && !(y > 0)) throw UsageError(fmt::format("--log-target: \"{}\" has a value <= 0 ({})", a.target, y));
-    (i < n ? xt : xv).push_back(nasforge::architecture_features(space, rows[idx[i]].first, features));
     (i < n ? yt : yv).push_back(y);
   }
   if (a.log_target) {
     for (auto& y : yt) y = std::log(y);
+  }
+  nasforge::FeatureOptions features = candidates[0];
+  if (candidates.size() > 1) {
+    std::vector<nasforge::Architecture> train_archs;
+    for (std::size_t i = 0; i < n; ++i) train_archs.push_back(rows[idx[i]].first);
+    const auto choice = nasforge::choose_features(space, candidates, train_archs, yt);
+    features = candidates[choice.best];
+    fmt::print("features by leave-one-out on the training rows:");
+    for (std::size_t c = 0; c < candidates.size(); ++c) {
+      fmt::print(" {}\"{}\" {:.4g}", c == choice.best ? "*" : "", alternatives[c], choice.loo_mse[c]);
+    }
+    fmt::print(" (MSE; * chosen)\n");
+  }
+  std::vector<std::vector<float>> xt, xv;
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    (i < n ? xt : xv).push_back(nasforge::architecture_features(space, rows[idx[i]].first, features));
   }
   const auto t0 = std::chrono::steady_clock::now();
   model->fit(xt, yt);
