@@ -96,9 +96,10 @@ struct FeatureOptions {
   /// adds nothing. Beside stage counts an option's cost then splits into a part shared by
   /// every stage and a per-stage deviation, and ridge learns the shared part from all stages'
   /// samples at once (a hierarchical prior). On FBNet from 100 samples, with first blocks as
-  /// deviations and linear costs, Spearman rises on 11 of the 16 columns, most on the noisy
-  /// ones (1080ti_1 0.896 -> 0.921, gold_6240 0.920 -> 0.934), and falls by up to 0.007
-  /// on four (docs/performance.md): let choose_features decide per device.
+  /// deviations and linear costs, Spearman rises on 12 of the 16 columns, most on the noisy
+  /// ones (1080ti_1 0.892 -> 0.922, silver_4114 0.886 -> 0.906, gold_6240 0.921 -> 0.934),
+  /// holds on three and falls by 0.002 on samsung_s7 (docs/performance.md): let
+  /// choose_features decide per device.
   bool network_counts = false;
   /// Describe the network a graph runtime actually runs once it removes dead code
   /// (`live_layers`: branches that reach the output only through `none` edges are dropped,
@@ -107,7 +108,7 @@ struct FeatureOptions {
   /// live layers took it, and with linear_costs the same five costs again over the live
   /// layers alone (standardised over the same samples' live layers). For devices measured
   /// through such a runtime: on NAS-Bench-201's Pixel 3 column (TFLite) ridge from 100
-  /// samples ranks at Spearman PIXEL_S with them against 0.910 without (docs/performance.md). Eager runtimes
+  /// samples ranks at Spearman 0.967 with them against 0.910 without (docs/performance.md). Eager runtimes
   /// (PyTorch, nasforge's own tables) run every layer: leave it off there. The full-network
   /// features stay, so ridge weighs the two views.
   bool pruned_graph = false;
