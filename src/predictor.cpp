@@ -182,10 +182,13 @@ void check_features(const FeatureOptions& o) {
 }  // namespace
 
 nlohmann::json features_to_json(const FeatureOptions& o) {
-  return {{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
-          {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
-          {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"network_counts", o.network_counts},
-          {"pruned_graph", o.pruned_graph}, {"onehot", o.onehot}};
+  nlohmann::json j{{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
+                   {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
+                   {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"onehot", o.onehot}};
+  // Newer options only when on, so that builds before them can still read models without them.
+  if (o.network_counts) j["network_counts"] = true;
+  if (o.pruned_graph) j["pruned_graph"] = true;
+  return j;
 }
 
 FeatureOptions features_from_json(const nlohmann::json& j) {
@@ -249,7 +252,13 @@ FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& sp
   if (!o.linear_costs) return o;
   const CostScale& now = linear_cost_scale(space);
   check_cost_scale(j, "linear_cost_scale", now.full, space);
-  if (o.pruned_graph) check_cost_scale(j, "pruned_cost_scale", now.pruned, space);
+  if (o.pruned_graph) {
+    // (Older models may lack linear_cost_scale; every model with pruned_graph saved this one.)
+    NASFORGE_CHECK(j.contains("pruned_cost_scale"),
+                   "features: pruned_graph with linear_costs needs \"pruned_cost_scale\" (the live layers' "
+                   "cost scale), which this model lacks; refit it");
+    check_cost_scale(j, "pruned_cost_scale", now.pruned, space);
+  }
   return o;
 }
 
@@ -370,7 +379,8 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
 FeatureChoice choose_features(const SearchSpace& space, const std::vector<FeatureOptions>& candidates,
                               const std::vector<Architecture>& archs, const std::vector<double>& y) {
   NASFORGE_CHECK(!candidates.empty(), "choose_features: expected at least one candidate feature set, got none");
-  NASFORGE_CHECK(archs.size() == y.size(), "choose_features: {} architectures but {} targets", archs.size(), y.size());
+  NASFORGE_CHECK(archs.size() == y.size(), "choose_features: expected one target per architecture, got {} and {}",
+                 archs.size(), y.size());
   NASFORGE_CHECK(archs.size() >= 3, "choose_features: expected at least 3 rows to leave one out of, got {}",
                  archs.size());
   FeatureChoice choice;

@@ -57,7 +57,7 @@ struct FeatureOptions {
   /// With stage_counts: count each stage's first block (`block[0]`) in a group of its own. It
   /// takes the stage's stride and channel change, so it costs unlike the blocks after it, which
   /// share one shape. On FBNet's pixel3 column ridge then ranks the 4,900 held-out networks at
-  /// Spearman 1.000 from 100 (0.953 with the first block counted with the rest).
+  /// Spearman 1.000 from 100 (0.953-0.954 with the first block counted with the rest).
   bool stage_first_apart = false;
   /// With stage_counts, the other treatment of a stage's first block: count it with the rest,
   /// and add its one-hot entries again, scaled by kFirstDeltaScale (stages of one block have
@@ -85,11 +85,14 @@ struct FeatureOptions {
   /// penalty hardly touches them: the fit starts from an analytic cost model of the device
   /// and the counts or one-hot entries correct it only as far as the samples support. On
   /// FBNet from 100 samples (first blocks as deviations), Spearman rises on 15 of the 16
-  /// columns, by up to 0.22 on the phones (docs/performance.md). Linear, so a latency that adds up over
-  /// layers stays linear in the features (`statistics` are logs, for trees). A saved model
-  /// records only this flag: the scale is recomputed from the space (same space and --set,
-  /// same fingerprint, same scale), so it holds as long as the three constants below do.
+  /// columns, by up to 0.30 on the phones (docs/performance.md). Linear, so a latency that
+  /// adds up over layers stays linear in the features (`statistics` are logs, for trees).
+  /// The scale is recomputed from the space (same space and --set, same fingerprint, same
+  /// scale) and saved models record it (features_to_json with the space), so a model fitted
+  /// under other constants or another version of the analytic costs is refused on load.
   bool linear_costs = false;
+  bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
+  // (Fields added after onehot, so positional initialisers written before them keep meaning.)
   /// Add network-wide counts: per group of op and value decisions whose names differ only in
   /// their `[k]` indices and that offer the same options (every stage's blocks; every block's
   /// kernel; a cell's edges), how many active ones take each option; a group of one decision
@@ -108,11 +111,10 @@ struct FeatureOptions {
   /// live layers took it, and with linear_costs the same five costs again over the live
   /// layers alone (standardised over the same samples' live layers). For devices measured
   /// through such a runtime: on NAS-Bench-201's Pixel 3 column (TFLite) ridge from 100
-  /// samples ranks at Spearman 0.967 with them against 0.910 without (docs/performance.md). Eager runtimes
-  /// (PyTorch, nasforge's own tables) run every layer: leave it off there. The full-network
-  /// features stay, so ridge weighs the two views.
+  /// samples ranks at Spearman 0.967 with them against 0.910 without (docs/performance.md).
+  /// Eager runtimes (PyTorch, nasforge's own tables) run every layer: leave it off there. The
+  /// full-network features stay, so ridge weighs the two views.
   bool pruned_graph = false;
-  bool onehot = true;  ///< include the one-hot encoding itself (off: counts or statistics alone)
 };
 /// linear_costs: how many seeded random architectures set each cost's mean and spread, the
 /// seed, and the weight on the standardised cost (10: its weight costs ridge 1/100 as much).
@@ -123,8 +125,10 @@ inline constexpr double kLinearCostWeight = 10.0;
 /// (Chosen on FBNet's 16 columns: leave-one-out choice among 1x-100x did no better than 10x.)
 inline constexpr float kFirstDeltaScale = 0.31622777F;
 /// `{"pairwise": .., "statistics": .., "stage_counts": .., "stage_first_apart": ..,
-/// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "network_counts": .., "pruned_graph": .., "onehot": ..}`; absent keys
-/// take their defaults, unknown keys are an InvalidArgument, and so are stage_first_apart with
+/// "stage_first_delta": .., "edge_counts": .., "linear_costs": .., "onehot": ..}`, plus
+/// `"network_counts": true` and `"pruned_graph": true` when on (so that builds before them
+/// read the rest); absent keys take their defaults, unknown keys are an InvalidArgument, and
+/// so are stage_first_apart with
 /// stage_first_delta, and either of them without stage_counts (before these checks a
 /// refinement of counts that were off was ignored).
 nlohmann::json features_to_json(const FeatureOptions& options);
@@ -140,9 +144,10 @@ FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& sp
 /// The feature vector of `arch` (fixed length for a space and options): the one-hot entries
 /// (`onehot`), the counts (`stage_counts`, `edge_counts`: one slot per group and option, in
 /// the order the groups' first decisions come), the first blocks' deviations
-/// (`stage_first_delta`), the network-wide counts (`network_counts`), the live layers' op counts (`pruned_graph`), pairwise products, linear costs
-/// (then the live layers' linear costs, with pruned_graph), statistics. InvalidArgument for options that
-/// contradict each other (see features_from_json).
+/// (`stage_first_delta`), the network-wide counts (`network_counts`), the live layers' op
+/// counts (`pruned_graph`), pairwise products, linear costs (then the live layers' linear
+/// costs, with pruned_graph), statistics. InvalidArgument for options that contradict each
+/// other (see features_from_json).
 std::vector<float> architecture_features(const SearchSpace& space, const Architecture& arch,
                                          const FeatureOptions& options);
 /// Shorthand: one-hot, plus pairwise products when `pairwise`.

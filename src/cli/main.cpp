@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -445,12 +446,20 @@ int cmd_predictor_fit(const Args& a) {
   }
   // `--features A|B|...`: alternatives, chosen between by ridge's leave-one-out error on the
   // training rows (below, once they are drawn).
-  std::vector<std::string> alternatives;
-  {
-    std::stringstream ss(a.features);
-    std::string part;
-    while (std::getline(ss, part, '|')) alternatives.push_back(part);
-    if (alternatives.empty() || (!a.features.empty() && a.features.back() == '|')) alternatives.push_back("");
+  std::vector<std::string> alternatives{""};
+  for (char c : a.features) {
+    if (c == '|') alternatives.emplace_back();
+    else if (!std::isspace(static_cast<unsigned char>(c))) alternatives.back() += c;
+  }
+  for (std::size_t i = 0; alternatives.size() > 1 && i < alternatives.size(); ++i) {
+    if (alternatives[i].empty()) {
+      throw UsageError(fmt::format("--features: alternative {} of {} in \"{}\" is empty; expected a feature list "
+                                   "such as edges,costs on each side of |", i + 1, alternatives.size(), a.features));
+    }
+  }
+  if (alternatives.size() > 1 && a.train < 3) {
+    throw UsageError(fmt::format("--train: choosing between feature sets by leave-one-out needs at least 3 "
+                                 "training rows, found {}", a.train));
   }
   std::vector<nasforge::FeatureOptions> candidates;
   for (const auto& text : alternatives) candidates.push_back(parse_features(text));
