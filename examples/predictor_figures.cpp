@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
     (which == "nb201" ? pruned.pruned_graph : pruned.network_counts) = mode != "log";
     FeatureOptions rich = which == "nb201" ? structured : linear;  // (trees ignore the deviations' shrinkage)
     rich.statistics = true;
-    std::vector<std::vector<float>> encoded, encoded_structured, encoded_priced, encoded_pruned, stats;
+    std::vector<std::vector<float>> encoded, encoded_structured, encoded_priced, encoded_pruned,
+        stats;
     auto t0 = std::chrono::steady_clock::now();
     for (const auto& [a, m] : rows) {
       encoded.push_back(architecture_features(space, a, linear));
@@ -172,14 +173,20 @@ int main(int argc, char** argv) {
     fmt::print("{}: {} architectures, {} devices; features in {:.2f} s; train {} / test {}, {} seeds (medians); "
                "target: {}\n\n", which, rows.size(), devices.size(), feat_s, train, rows.size() - train, seeds,
                mode == "log" ? "log latency" : "latency");
-    fmt::print("| device | ridge Spearman | ridge ±10% | ridge λ | ridge, {}: Spearman | ±10% | plus linear costs: "
-               "Spearman | ±10% | plus {}: Spearman | ±10% | the better by leave-one-out: Spearman | ±10% | that picked | linear costs, Huber loss: Spearman | ±10% | the better, from 80% of rows: Spearman | ±10% "
-               "| GBDT Spearman "
-               "| GBDT Kendall | GBDT ±10% | GBDT MAPE |{}\n",
-               mode == "log" ? "the same" : which == "nb201" ? "edge counts" : "first blocks as deviations",
-               which == "nb201" ? "the pruned graph" : "network-wide counts",
-               twins.empty() ? "" : " twins ±10% | twins Spearman | ceiling ±10% |");
-    fmt::print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|{}\n", twins.empty() ? "" : "---|---|---|");
+    fmt::print(
+        "| device | ridge Spearman | ridge ±10% | ridge λ | ridge, {}: Spearman | ±10% "
+        "| plus linear costs: Spearman | ±10% | plus {}: Spearman | ±10% "
+        "| the better by leave-one-out: Spearman | ±10% | that picked "
+        "| linear costs, Huber loss: Spearman | ±10% | the better, from 80% of rows: Spearman | ±10% "
+        "| GBDT Spearman | GBDT Kendall | GBDT ±10% | GBDT MAPE |{}\n",
+        mode == "log"      ? "the same"
+        : which == "nb201" ? "edge counts"
+                           : "first blocks as deviations",
+        which == "nb201" ? "the pruned graph" : "network-wide counts",
+        twins.empty() ? "" : " twins ±10% | twins Spearman | ceiling ±10% |");
+    fmt::print(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|{}\n",
+        twins.empty() ? "" : "---|---|---|");
     for (const auto& dev : devices) {
       std::vector<double> rs, rw, rl, fs, fw, ps, pw, xs, xw, hs, hw, cs, cw, gs, gk, gw, gm;
       int picked_pruned = 0;
@@ -210,7 +217,8 @@ int main(int argc, char** argv) {
       // Of linear costs with and without the extra view, the one with the less leave-one-out
       // error on those rows (choose_features' rule; the features are already computed here).
       const auto ample_rows = split(rows.size(), most, 0);
-      RidgeRegression ample = RidgeRegression::leave_one_out(), ample_extra = RidgeRegression::leave_one_out();
+      RidgeRegression ample = RidgeRegression::leave_one_out(),
+                      ample_extra = RidgeRegression::leave_one_out();
       auto q_ample = fit_eval(ample, encoded_priced, ample_rows, most);
       const auto q_ample_extra = fit_eval(ample_extra, encoded_pruned, ample_rows, most);
       if (ample_extra.loo_mse() < ample.loo_mse()) q_ample = q_ample_extra;
@@ -238,8 +246,10 @@ int main(int argc, char** argv) {
           const double y = rows[idx[i]].second.at(dev);
           chosen_y.push_back(mode == "log" ? std::log(y) : y);
         }
-        const std::size_t pick = choose_features(space, {priced, pruned}, chosen_archs, chosen_y).best;
-        xs.push_back(pick == 0 ? qc.spearman : qp.spearman), xw.push_back(pick == 0 ? qc.within_10pct : qp.within_10pct);
+        const std::size_t pick =
+            choose_features(space, {priced, pruned}, chosen_archs, chosen_y).best;
+        xs.push_back(pick == 0 ? qc.spearman : qp.spearman);
+        xw.push_back(pick == 0 ? qc.within_10pct : qp.within_10pct);
         picked_pruned += pick == 1;
         RidgeRegression robust = ridge_for_mode();
         robust.with_huber_loss();
@@ -261,13 +271,16 @@ int main(int argc, char** argv) {
         noise = fmt::format(" {:.1f}% | {:.3f} | {:.1f}% |", 100 * share, prediction_quality(a, b).spearman,
                             100 * std::sqrt(share));
       }
-      fmt::print("| {} | {:.3f} | {:.1f}% | {:.3g} | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% "
-                 "| {}/{} | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% "
-                 "| {:.3f} | {:.3f} | {:.1f}% | {:.1f}% |{}\n",
-                 dev, median(rs), 100 * median(rw), median(rl), median(fs), 100 * median(fw), median(cs), 100 * median(cw),
-                 median(ps), 100 * median(pw), median(xs), 100 * median(xw), picked_pruned, seeds,
-                 median(hs), 100 * median(hw), q_ample.spearman, 100 * q_ample.within_10pct, median(gs), median(gk), 100 * median(gw), 100 * median(gm),
-                 noise);
+      fmt::print(
+          "| {} | {:.3f} | {:.1f}% | {:.3g} | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% | {:.3f} | "
+          "{:.1f}% | {:.3f} | {:.1f}% "
+          "| {}/{} | {:.3f} | {:.1f}% | {:.3f} | {:.1f}% "
+          "| {:.3f} | {:.3f} | {:.1f}% | {:.1f}% |{}\n",
+          dev, median(rs), 100 * median(rw), median(rl), median(fs), 100 * median(fw), median(cs),
+          100 * median(cw), median(ps), 100 * median(pw), median(xs), 100 * median(xw),
+          picked_pruned, seeds, median(hs), 100 * median(hw), q_ample.spearman,
+          100 * q_ample.within_10pct, median(gs), median(gk), 100 * median(gw), 100 * median(gm),
+          noise);
     }
     return 0;
   } catch (const Error& e) {

@@ -92,8 +92,10 @@ std::vector<bool> live_layers(const ConcreteNetwork& net) {
     const ConcreteLayer& l = net.layers[i];
     if (l.op == "zero") continue;
     for (int in : l.inputs) {
-      NASFORGE_CHECK(in >= -1 && static_cast<std::size_t>(in + 1) <= i,
-                     "live_layers: layer {} ({}) reads {}, expected an earlier layer or -1 (the input)", i, l.name, in);
+      NASFORGE_CHECK(
+          in >= -1 && static_cast<std::size_t>(in + 1) <= i,
+          "live_layers: layer {} ({}) reads {}, expected an earlier layer or -1 (the input)", i,
+          l.name, in);
       if (in < 0 || depends[static_cast<std::size_t>(in)]) depends[i] = true;
     }
   }

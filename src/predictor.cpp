@@ -106,7 +106,8 @@ CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options
 // intermediates), layers with MACs, all layers.
 constexpr std::size_t kLinearCosts = 5;
 // With `live` (pruned_graph), the live layers' alone.
-std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c, const std::vector<bool>* live = nullptr) {
+std::array<double, kLinearCosts> linear_costs_of(const AnalyticCosts& c,
+                                                 const std::vector<bool>* live = nullptr) {
   std::array<double, kLinearCosts> v{};
   for (std::size_t i = 0; i < c.layers.size(); ++i) {
     if (live && !(*live)[i]) continue;
@@ -160,16 +161,19 @@ const CostScale& linear_cost_scale(const SearchSpace& space) {
       sum[k] += v[k], sum2[k] += v[k] * v[k], psum[k] += p[k], psum2[k] += p[k] * p[k];
     }
   }
-  auto moments = [](const std::array<double, kLinearCosts>& s1, const std::array<double, kLinearCosts>& s2) {
+  auto moments = [](const std::array<double, kLinearCosts>& s1,
+                    const std::array<double, kLinearCosts>& s2) {
     CostMoments m;
     for (std::size_t k = 0; k < kLinearCosts; ++k) {
       m.mean[k] = s1[k] / kLinearCostSamples;
       const double var = s2[k] / kLinearCostSamples - m.mean[k] * m.mean[k];
-      m.sd[k] = var > 1e-12 * (1.0 + m.mean[k] * m.mean[k]) ? std::sqrt(var) : 0.0;  // 0: a constant
+      m.sd[k] =
+          var > 1e-12 * (1.0 + m.mean[k] * m.mean[k]) ? std::sqrt(var) : 0.0;  // 0: a constant
     }
     return m;
   };
-  return cache.emplace(space.fingerprint(), CostScale{moments(sum, sum2), moments(psum, psum2)}).first->second;
+  return cache.emplace(space.fingerprint(), CostScale{moments(sum, sum2), moments(psum, psum2)})
+      .first->second;
 }
 
 void check_features(const FeatureOptions& o) {
@@ -182,9 +186,14 @@ void check_features(const FeatureOptions& o) {
 }  // namespace
 
 nlohmann::json features_to_json(const FeatureOptions& o) {
-  nlohmann::json j{{"pairwise", o.pairwise}, {"statistics", o.statistics}, {"stage_counts", o.stage_counts},
-                   {"stage_first_apart", o.stage_first_apart}, {"stage_first_delta", o.stage_first_delta},
-                   {"edge_counts", o.edge_counts}, {"linear_costs", o.linear_costs}, {"onehot", o.onehot}};
+  nlohmann::json j{{"pairwise", o.pairwise},
+                   {"statistics", o.statistics},
+                   {"stage_counts", o.stage_counts},
+                   {"stage_first_apart", o.stage_first_apart},
+                   {"stage_first_delta", o.stage_first_delta},
+                   {"edge_counts", o.edge_counts},
+                   {"linear_costs", o.linear_costs},
+                   {"onehot", o.onehot}};
   // Newer options only when on, so that builds before them can still read models without them.
   if (o.network_counts) j["network_counts"] = true;
   if (o.pruned_graph) j["pruned_graph"] = true;
@@ -195,7 +204,8 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
   NASFORGE_CHECK(j.is_object(), "features: expected a JSON object, got {}", j.dump());
   FeatureOptions o;
   for (const auto& [key, value] : j.items()) {
-    if (key == "linear_cost_scale" || key == "pruned_cost_scale") continue;  // checked by the overload with the space
+    if (key == "linear_cost_scale" || key == "pruned_cost_scale")
+      continue;  // checked by the overload with the space
     NASFORGE_CHECK(value.is_boolean(), "features: \"{}\" must be true or false, got {}", key, value.dump());
     if (key == "pairwise") o.pairwise = value.get<bool>();
     else if (key == "statistics") o.statistics = value.get<bool>();
@@ -204,11 +214,17 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     else if (key == "stage_first_delta") o.stage_first_delta = value.get<bool>();
     else if (key == "edge_counts") o.edge_counts = value.get<bool>();
     else if (key == "linear_costs") o.linear_costs = value.get<bool>();
-    else if (key == "network_counts") o.network_counts = value.get<bool>();
-    else if (key == "pruned_graph") o.pruned_graph = value.get<bool>();
+    else if (key == "network_counts")
+      o.network_counts = value.get<bool>();
+    else if (key == "pruned_graph")
+      o.pruned_graph = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
-    else throw InvalidArgument(fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
-                                           "stage_first_apart, stage_first_delta, edge_counts, linear_costs, network_counts, pruned_graph, onehot)", key));
+    else
+      throw InvalidArgument(
+          fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
+                      "stage_first_apart, stage_first_delta, edge_counts, linear_costs, "
+                      "network_counts, pruned_graph, onehot)",
+                      key));
   }
   check_features(o);
   return o;
@@ -219,27 +235,32 @@ nlohmann::json features_to_json(const FeatureOptions& options, const SearchSpace
   if (options.linear_costs) {
     const CostScale& scale = linear_cost_scale(space);
     j["linear_cost_scale"] = {{"mean", scale.full.mean}, {"sd", scale.full.sd}};
-    if (options.pruned_graph) j["pruned_cost_scale"] = {{"mean", scale.pruned.mean}, {"sd", scale.pruned.sd}};
+    if (options.pruned_graph)
+      j["pruned_cost_scale"] = {{"mean", scale.pruned.mean}, {"sd", scale.pruned.sd}};
   }
   return j;
 }
 
 namespace {
 // A saved cost scale (`key`) against the one this build computes.
-void check_cost_scale(const nlohmann::json& j, const char* key, const CostMoments& now, const SearchSpace& space) {
+void check_cost_scale(const nlohmann::json& j, const char* key, const CostMoments& now,
+                      const SearchSpace& space) {
   if (!j.contains(key)) return;
   try {
     const auto& saved = j.at(key);
     const auto mean = saved.at("mean").get<std::vector<double>>(), sd = saved.at("sd").get<std::vector<double>>();
     NASFORGE_CHECK(mean.size() == kLinearCosts && sd.size() == kLinearCosts,
-                   "features: \"{}\" must hold {} means and {} spreads, got {} and {}", key, kLinearCosts,
-                   kLinearCosts, mean.size(), sd.size());
+                   "features: \"{}\" must hold {} means and {} spreads, got {} and {}", key,
+                   kLinearCosts, kLinearCosts, mean.size(), sd.size());
     auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)}); };
     for (std::size_t k = 0; k < kLinearCosts; ++k) {
-      NASFORGE_CHECK(same(mean[k], now.mean[k]) && same(sd[k], now.sd[k]),
-                     "features: the model's {} were scaled by mean {} and spread {} for cost {} of space "
-                     "\"{}\", this build computes {} and {}: it was fitted by another version of the analytic costs; "
-                     "refit it", key, mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
+      NASFORGE_CHECK(
+          same(mean[k], now.mean[k]) && same(sd[k], now.sd[k]),
+          "features: the model's {} were scaled by mean {} and spread {} for cost {} of space "
+          "\"{}\", this build computes {} and {}: it was fitted by another version of the analytic "
+          "costs; "
+          "refit it",
+          key, mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
     }
   } catch (const nlohmann::json::exception& e) {
     throw InvalidArgument(fmt::format("features: a malformed \"{}\" ({})", key, e.what()));
@@ -254,9 +275,10 @@ FeatureOptions features_from_json(const nlohmann::json& j, const SearchSpace& sp
   check_cost_scale(j, "linear_cost_scale", now.full, space);
   if (o.pruned_graph) {
     // (Older models may lack linear_cost_scale; every model with pruned_graph saved this one.)
-    NASFORGE_CHECK(j.contains("pruned_cost_scale"),
-                   "features: pruned_graph with linear_costs needs \"pruned_cost_scale\" (the live layers' "
-                   "cost scale), which this model lacks; refit it");
+    NASFORGE_CHECK(
+        j.contains("pruned_cost_scale"),
+        "features: pruned_graph with linear_costs needs \"pruned_cost_scale\" (the live layers' "
+        "cost scale), which this model lacks; refit it");
     check_cost_scale(j, "pruned_cost_scale", now.pruned, space);
   }
   return o;
@@ -299,7 +321,9 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
       const std::string& name = ds[d].name;
       for (std::size_t i = 0; i < name.size();) {
         std::size_t j = i + 1;
-        while (name[i] == '[' && j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+        while (name[i] == '[' && j < name.size() &&
+               std::isdigit(static_cast<unsigned char>(name[j])))
+          ++j;
         if (name[i] == '[' && j > i + 1 && j < name.size() && name[j] == ']') {
           key += "[*]";
           i = j + 1;
@@ -312,12 +336,14 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
       ++size[group[d]];
     }
     std::vector<std::size_t> offset(size.size() + 1, 0);  // groups of one decision: no slots
-    for (std::size_t g = 0; g < size.size(); ++g) offset[g + 1] = offset[g] + (size[g] > 1 ? width[g] : 0);
+    for (std::size_t g = 0; g < size.size(); ++g)
+      offset[g + 1] = offset[g] + (size[g] > 1 ? width[g] : 0);
     std::vector<float> counts(offset.back(), 0.0F);
     std::size_t at = 0;
     for (std::size_t d = 0; d < ds.size(); ++d) {
       if (group[d] != kNone && size[group[d]] > 1) {
-        for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[group[d]] + i] += f[at + i];
+        for (std::size_t i = 0; i < ds[d].options.size(); ++i)
+          counts[offset[group[d]] + i] += f[at + i];
       }
       at += ds[d].options.size();
     }
@@ -357,7 +383,9 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
     const CostScale& scale = linear_cost_scale(space);
     auto push = [&](const std::array<double, kLinearCosts>& v, const CostMoments& m) {
       for (std::size_t k = 0; k < kLinearCosts; ++k) {
-        out.push_back(m.sd[k] > 0 ? static_cast<float>(kLinearCostWeight * (v[k] - m.mean[k]) / m.sd[k]) : 0.0F);
+        out.push_back(m.sd[k] > 0
+                          ? static_cast<float>(kLinearCostWeight * (v[k] - m.mean[k]) / m.sd[k])
+                          : 0.0F);
       }
     };
     push(linear_costs_of(c), scale.full);
@@ -376,12 +404,17 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
 
 // ---- ridge ----------------------------------------------------------------------------------
 
-FeatureChoice choose_features(const SearchSpace& space, const std::vector<FeatureOptions>& candidates,
-                              const std::vector<Architecture>& archs, const std::vector<double>& y) {
-  NASFORGE_CHECK(!candidates.empty(), "choose_features: expected at least one candidate feature set, got none");
-  NASFORGE_CHECK(archs.size() == y.size(), "choose_features: expected one target per architecture, got {} and {}",
+FeatureChoice choose_features(const SearchSpace& space,
+                              const std::vector<FeatureOptions>& candidates,
+                              const std::vector<Architecture>& archs,
+                              const std::vector<double>& y) {
+  NASFORGE_CHECK(!candidates.empty(),
+                 "choose_features: expected at least one candidate feature set, got none");
+  NASFORGE_CHECK(archs.size() == y.size(),
+                 "choose_features: expected one target per architecture, got {} and {}",
                  archs.size(), y.size());
-  NASFORGE_CHECK(archs.size() >= 3, "choose_features: expected at least 3 rows to leave one out of, got {}",
+  NASFORGE_CHECK(archs.size() >= 3,
+                 "choose_features: expected at least 3 rows to leave one out of, got {}",
                  archs.size());
   FeatureChoice choice;
   for (const auto& options : candidates) {

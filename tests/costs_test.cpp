@@ -96,13 +96,15 @@ bool ends_with(const std::string& s, const std::string& tail) {
 TEST(LiveLayers, ABranchThatFeedsOnlyNoneEdgesIsDead) {
   auto s = SearchSpace::from_file(testing::space_path("nb201"));
   // Node 1 (a 3x3 conv of the input) is read only by the `none` edges 1->2 and 1->3.
-  auto net = s.resolve(s.parse_architecture("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"));
+  auto net = s.resolve(s.parse_architecture(
+      "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"));
   const auto live = live_layers(net);
   ASSERT_EQ(live.size(), net.layers.size());
   std::size_t dead = 0;
   for (std::size_t i = 0; i < net.layers.size(); ++i) {
     const bool edge0 = ends_with(net.layers[i].name, ".edge[0]");
-    EXPECT_EQ(live[i], !edge0) << net.layers[i].name;  // the `none` layers themselves are read: live
+    EXPECT_EQ(live[i], !edge0)
+        << net.layers[i].name;  // the `none` layers themselves are read: live
     dead += !live[i];
   }
   EXPECT_EQ(dead, 15U);  // one per cell
@@ -111,17 +113,20 @@ TEST(LiveLayers, ABranchThatFeedsOnlyNoneEdgesIsDead) {
 TEST(LiveLayers, AConvOnANoneNodeRunsAndAConstantOutputFoldsEverything) {
   auto s = SearchSpace::from_file(testing::space_path("nb201"));
   // Node 1 takes only `none`: the 3x3 conv 1->2 reads zeros, but its result reaches the output.
-  auto net = s.resolve(s.parse_architecture("|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"));
+  auto net = s.resolve(s.parse_architecture(
+      "|none~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"));
   for (bool l : live_layers(net)) EXPECT_TRUE(l);
   // Node 3 takes only `none`: the output does not depend on the input, nothing runs.
-  for (const char* arch : {"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|",
-                           "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"}) {
+  for (const char* arch :
+       {"|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|",
+        "|none~0|+|none~0|nor_conv_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"}) {
     const auto live = live_layers(s.resolve(s.parse_architecture(arch)));
     EXPECT_EQ(std::count(live.begin(), live.end(), true), 0) << arch;
   }
   // Without `none`, everything runs.
-  const auto all = live_layers(s.resolve(s.parse_architecture(
-      "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|")));
+  const auto all = live_layers(
+      s.resolve(s.parse_architecture("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_"
+                                     "3x3~0|nor_conv_3x3~1|skip_connect~2|")));
   EXPECT_EQ(std::count(all.begin(), all.end(), false), 0);
   // kNb201Fact's edge 2->3 is `none`: node 2 (two convs and their sum) is dead in every cell.
   const auto fact = live_layers(s.resolve(s.parse_architecture(kNb201Fact)));

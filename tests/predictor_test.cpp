@@ -465,34 +465,43 @@ TEST(Features, PrunedGraphCountsAndCostsTheLayersAGraphRuntimeKeeps) {
   // Labels in the op list's order: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3.
   // Node 1's 3x3 conv feeds only `none` edges: dead in all 15 cells; the rest run (the two
   // `none` layers of each cell are read by live sums).
-  auto a = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
+  auto a = nb201.from_native(
+      "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
   EXPECT_EQ(architecture_features(nb201, a, pruned), (std::vector<float>{30, 15, 15, 0, 15}));
   // A constant output: nothing runs, nothing counts.
-  auto folded = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|");
+  auto folded =
+      nb201.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|none~2|");
   EXPECT_EQ(architecture_features(nb201, folded, pruned), (std::vector<float>(5, 0.0F)));
   // With linear costs: the full network's five, then the live layers' five on the same scale.
   FeatureOptions costs;
   costs.onehot = false, costs.linear_costs = true;
   FeatureOptions both = costs;
   both.pruned_graph = true;
-  const auto full = architecture_features(nb201, a, costs), f = architecture_features(nb201, a, both);
+  const auto full = architecture_features(nb201, a, costs),
+             f = architecture_features(nb201, a, both);
   ASSERT_EQ(f.size(), 5U + 5U + 5U);
   EXPECT_EQ(std::vector<float>(f.begin() + 5, f.begin() + 10), full);
   // The same network with node 1's conv replaced by `none` runs exactly the layers `a` runs:
   // equal live costs, lower full costs.
-  auto c = nb201.from_native("|none~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
+  auto c =
+      nb201.from_native("|none~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|");
   const auto fc = architecture_features(nb201, c, both);
-  EXPECT_EQ(std::vector<float>(f.begin() + 10, f.end()), std::vector<float>(fc.begin() + 10, fc.end()));
+  EXPECT_EQ(std::vector<float>(f.begin() + 10, f.end()),
+            std::vector<float>(fc.begin() + 10, fc.end()));
   EXPECT_GT(f[5], fc[5]);  // MACs of the full network
   // The number of layers is the same in every NB201 network (that cost is 0), not of live ones.
   EXPECT_EQ(f[9], 0.0F);
   EXPECT_NE(f[14], 0.0F);
   // Where nothing is dead every cell's every edge counts.
-  auto all_live = nb201.from_native("|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|");
-  EXPECT_EQ(architecture_features(nb201, all_live, pruned), (std::vector<float>{0, 30, 15, 30, 15}));
+  auto all_live = nb201.from_native(
+      "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_"
+      "connect~2|");
+  EXPECT_EQ(architecture_features(nb201, all_live, pruned),
+            (std::vector<float>{0, 30, 15, 30, 15}));
   // FBNet has no `none`: every block runs, the counts are the op counts over all 22 layers.
   auto fbnet = SearchSpace::from_file(testing::space_path("fbnet"));
-  const auto h = architecture_features(fbnet, fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5"), pruned);
+  const auto h = architecture_features(
+      fbnet, fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5"), pruned);
   EXPECT_EQ(h, (std::vector<float>{0, 2, 3, 2, 5, 1, 0, 4, 5}));
 }
 
@@ -503,12 +512,15 @@ TEST(Features, NetworkCountsCountMatchingDecisionsAcrossTheWholeNetwork) {
   // All 22 blocks (network[s].block[k]) are one group: blocks k3_e1, k3_e1_g2, k3_e3, k3_e6,
   // k5_e1, k5_e1_g2, k5_e3, k5_e6, skip by index.
   auto b = fbnet.from_native("7-8-1-8-4-8-8-8-7-4-1-4-7-3-2-7-3-2-4-2-4-5");
-  EXPECT_EQ(architecture_features(fbnet, b, network), (std::vector<float>{0, 2, 3, 2, 5, 1, 0, 4, 5}));
+  EXPECT_EQ(architecture_features(fbnet, b, network),
+            (std::vector<float>{0, 2, 3, 2, 5, 1, 0, 4, 5}));
   // NB201: one cell, so they are its edge counts.
   auto nb201 = SearchSpace::from_file(testing::space_path("nb201"));
   FeatureOptions edges;
   edges.onehot = false, edges.edge_counts = true;
-  auto a = nb201.from_native("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|");
+  auto a = nb201.from_native(
+      "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_"
+      "connect~2|");
   EXPECT_EQ(architecture_features(nb201, a, network), architecture_features(nb201, a, edges));
   // MobileNetV3: every block's kernel is one group and every block's expansion another (value
   // decisions); blocks beyond a stage's depth count nothing; the resolution is a group of one
@@ -521,7 +533,8 @@ TEST(Features, NetworkCountsCountMatchingDecisionsAcrossTheWholeNetwork) {
   for (std::size_t d = 0; d < active.size(); ++d) {
     const std::string& name = mb.decisions()[d].name;
     kernels += active[d] && name.size() > 7 && name.compare(name.size() - 7, 7, ".kernel") == 0;
-    expansions += active[d] && name.size() > 10 && name.compare(name.size() - 10, 10, ".expansion") == 0;
+    expansions +=
+        active[d] && name.size() > 10 && name.compare(name.size() - 10, 10, ".expansion") == 0;
   }
   const auto f = architecture_features(mb, m, network);
   ASSERT_EQ(f.size(), 6U);
@@ -542,7 +555,8 @@ TEST(Features, ChooseFeaturesPicksTheSetThatExplainsTheRows) {
   std::vector<double> y;
   for (int i = 0; i < 80; ++i) {
     archs.push_back(nb201.sample(rng));
-    const auto c = architecture_features(nb201, archs.back(), FeatureOptions{.onehot = false, .pruned_graph = true});
+    const auto c = architecture_features(nb201, archs.back(),
+                                         FeatureOptions{.onehot = false, .pruned_graph = true});
     y.push_back(0.5 + 0.01 * c[1] + 0.1 * c[2] + 0.3 * c[3] + 0.05 * c[4]);
   }
   const auto choice = choose_features(nb201, {edges, pruned}, archs, y);
@@ -552,8 +566,10 @@ TEST(Features, ChooseFeaturesPicksTheSetThatExplainsTheRows) {
   EXPECT_EQ(choose_features(nb201, {pruned, edges}, archs, y).best, 0U);
   EXPECT_EQ(choose_features(nb201, {edges}, archs, y).best, 0U);
   EXPECT_THROW((void)choose_features(nb201, {}, archs, y), InvalidArgument);
-  EXPECT_THROW((void)choose_features(nb201, {edges}, archs, std::vector<double>(3, 1.0)), InvalidArgument);
-  EXPECT_THROW((void)choose_features(nb201, {edges}, {archs[0], archs[1]}, {1.0, 2.0}), InvalidArgument);
+  EXPECT_THROW((void)choose_features(nb201, {edges}, archs, std::vector<double>(3, 1.0)),
+               InvalidArgument);
+  EXPECT_THROW((void)choose_features(nb201, {edges}, {archs[0], archs[1]}, {1.0, 2.0}),
+               InvalidArgument);
 }
 
 // The structure features on the real tables: fewer unknowns, so a better fit from 100 noisy

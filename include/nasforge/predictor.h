@@ -257,7 +257,8 @@ struct FeatureChoice {
 /// fits of the other 15 columns (docs/performance.md). The choice is a linear model's; a tree
 /// model fitted on the winner may prefer another. InvalidArgument for no candidates, sizes
 /// that differ, fewer than 3 rows, or a candidate architecture_features rejects.
-FeatureChoice choose_features(const SearchSpace& space, const std::vector<FeatureOptions>& candidates,
+FeatureChoice choose_features(const SearchSpace& space,
+                              const std::vector<FeatureOptions>& candidates,
                               const std::vector<Architecture>& archs, const std::vector<double>& y);
 
 /// Gradient-boosted regression trees (XGBoost, squared error).

@@ -424,7 +424,8 @@ nasforge::FeatureOptions parse_features(const std::string& text) {
     else if (part == "onehot") onehot_named = true;
     else {
       throw UsageError(fmt::format(
-          "--features: expected onehot, pairwise, counts, first, first-delta, edges, costs, network, pruned or stats, found \"{}\"",
+          "--features: expected onehot, pairwise, counts, first, first-delta, edges, costs, "
+          "network, pruned or stats, found \"{}\"",
           part));
     }
   }
@@ -453,13 +454,17 @@ int cmd_predictor_fit(const Args& a) {
   }
   for (std::size_t i = 0; alternatives.size() > 1 && i < alternatives.size(); ++i) {
     if (alternatives[i].empty()) {
-      throw UsageError(fmt::format("--features: alternative {} of {} in \"{}\" is empty; expected a feature list "
-                                   "such as edges,costs on each side of |", i + 1, alternatives.size(), a.features));
+      throw UsageError(fmt::format(
+          "--features: alternative {} of {} in \"{}\" is empty; expected a feature list such as "
+          "edges,costs on each side of |",
+          i + 1, alternatives.size(), a.features));
     }
   }
   if (alternatives.size() > 1 && a.train < 3) {
-    throw UsageError(fmt::format("--train: choosing between feature sets by leave-one-out needs at least 3 "
-                                 "training rows, found {}", a.train));
+    throw UsageError(fmt::format(
+        "--train: choosing between feature sets by leave-one-out needs at least 3 training "
+        "rows, found {}",
+        a.train));
   }
   std::vector<nasforge::FeatureOptions> candidates;
   for (const auto& text : alternatives) candidates.push_back(parse_features(text));
@@ -491,13 +496,15 @@ int cmd_predictor_fit(const Args& a) {
     features = candidates[choice.best];
     fmt::print("features by leave-one-out on the training rows:");
     for (std::size_t c = 0; c < candidates.size(); ++c) {
-      fmt::print(" {}\"{}\" {:.4g}", c == choice.best ? "*" : "", alternatives[c], choice.loo_mse[c]);
+      fmt::print(" {}\"{}\" {:.4g}", c == choice.best ? "*" : "", alternatives[c],
+                 choice.loo_mse[c]);
     }
     fmt::print(" (MSE; * chosen)\n");
   }
   std::vector<std::vector<float>> xt, xv;
   for (std::size_t i = 0; i < idx.size(); ++i) {
-    (i < n ? xt : xv).push_back(nasforge::architecture_features(space, rows[idx[i]].first, features));
+    (i < n ? xt : xv)
+        .push_back(nasforge::architecture_features(space, rows[idx[i]].first, features));
   }
   const auto t0 = std::chrono::steady_clock::now();
   model->fit(xt, yt);
