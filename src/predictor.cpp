@@ -55,42 +55,40 @@ namespace {
 // How the decisions fall into count groups: decisions whose names differ only in the index of
 // a `block[k]` (with `stage_counts`) or an `edge[k]` (with `edge_counts`) and that offer the
 // same options share one; with `stage_first_apart`, `block[0]` is a group of its own. Every
-// other decision is a group by itself.
+// other decision is a group by itself. `network_wide` (network_counts): every `[k]` index is
+// ignored instead, and only op and value decisions are grouped (the others: kNoGroup).
 struct CountGroups {
+  static constexpr std::size_t kNoGroup = static_cast<std::size_t>(-1);
   std::vector<std::size_t> of;    // per decision, its group
   std::vector<std::size_t> size;  // per group, how many decisions
   std::vector<bool> first;        // per decision: its name holds `block[0]`
 };
 
-CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options) {
+CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options,
+                         bool network_wide = false) {
   const auto& ds = space.decisions();
   std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
   CountGroups g;
-  g.of.resize(ds.size());
+  g.of.assign(ds.size(), CountGroups::kNoGroup);
   g.first.resize(ds.size());
   for (std::size_t d = 0; d < ds.size(); ++d) {
+    if (network_wide && ds[d].kind != DecisionKind::kOp && ds[d].kind != DecisionKind::kValue) {
+      continue;
+    }
     std::string key;
     const std::string& name = ds[d].name;
     for (std::size_t i = 0; i < name.size();) {
-      // `block[k]` and `edge[k]`: the index ends at the first non-digit, which must be `]`.
-      const bool block = name.compare(i, 6, "block[") == 0, edge = name.compare(i, 5, "edge[") == 0;
-      if (block || edge) {
-        const std::size_t open = i + (block ? 6 : 5);
-        std::size_t j = open;
-        while (j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
-        if (j > open && j < name.size() && name[j] == ']') {
-          const bool is_first = block && j == open + 1 && name[open] == '0';
-          g.first[d] = g.first[d] || is_first;
-          if (block && options.stage_counts) {
-            key += options.stage_first_apart && is_first ? "block[0]" : "block[*]";
-            i = j + 1;
-            continue;
-          }
-          if (edge && options.edge_counts) {
-            key += "edge[*]";
-            i = j + 1;
-            continue;
-          }
+      // An index `[k]`: digits up to the first non-digit, which must be `]`.
+      std::size_t j = i + 1;
+      while (name[i] == '[' && j < name.size() && std::isdigit(static_cast<unsigned char>(name[j]))) ++j;
+      if (name[i] == '[' && j > i + 1 && j < name.size() && name[j] == ']') {
+        const bool block = key.ends_with("block"), edge = key.ends_with("edge");
+        const bool is_first = block && j == i + 2 && name[i + 1] == '0';
+        g.first[d] = g.first[d] || is_first;
+        if (network_wide || (block && options.stage_counts) || (edge && options.edge_counts)) {
+          key += !network_wide && options.stage_first_apart && is_first ? "[0]" : "[*]";
+          i = j + 1;
+          continue;
         }
       }
       key += name[i++];
@@ -98,8 +96,34 @@ CountGroups count_groups(const SearchSpace& space, const FeatureOptions& options
     g.of[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
   }
   g.size.assign(ids.size(), 0);
-  for (std::size_t d = 0; d < ds.size(); ++d) ++g.size[g.of[d]];
+  for (std::size_t d = 0; d < ds.size(); ++d) {
+    if (g.of[d] != CountGroups::kNoGroup) ++g.size[g.of[d]];
+  }
   return g;
+}
+
+// Appends, per group of at least `min_size` decisions, one slot per option: how many of its
+// decisions take it (from the one-hot encoding `f`, where an inactive decision is all zeros).
+void append_counts(std::vector<float>& out, const std::vector<float>& f, const SearchSpace& space,
+                   const CountGroups& g, std::size_t min_size) {
+  const auto& ds = space.decisions();
+  std::vector<std::size_t> width(g.size.size(), 0);
+  for (std::size_t d = 0; d < ds.size(); ++d) {
+    if (g.of[d] != CountGroups::kNoGroup) width[g.of[d]] = ds[d].options.size();
+  }
+  std::vector<std::size_t> offset(g.size.size() + 1, 0);  // a group's slots: one per option
+  for (std::size_t k = 0; k < g.size.size(); ++k) {
+    offset[k + 1] = offset[k] + (g.size[k] >= min_size ? width[k] : 0);
+  }
+  const std::size_t base = out.size();
+  out.resize(base + offset.back(), 0.0F);
+  std::size_t at = 0;
+  for (std::size_t d = 0; d < ds.size(); ++d) {
+    if (g.of[d] != CountGroups::kNoGroup && g.size[g.of[d]] >= min_size) {
+      for (std::size_t i = 0; i < ds[d].options.size(); ++i) out[base + offset[g.of[d]] + i] += f[at + i];
+    }
+    at += ds[d].options.size();
+  }
 }
 
 // linear_costs: MACs, params, activation bytes the computing layers write (outputs and internal
@@ -204,8 +228,8 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
   NASFORGE_CHECK(j.is_object(), "features: expected a JSON object, got {}", j.dump());
   FeatureOptions o;
   for (const auto& [key, value] : j.items()) {
-    if (key == "linear_cost_scale" || key == "pruned_cost_scale")
-      continue;  // checked by the overload with the space
+    // The cost scales are checked by the overload that has the space.
+    if (key == "linear_cost_scale" || key == "pruned_cost_scale") continue;
     NASFORGE_CHECK(value.is_boolean(), "features: \"{}\" must be true or false, got {}", key, value.dump());
     if (key == "pairwise") o.pairwise = value.get<bool>();
     else if (key == "statistics") o.statistics = value.get<bool>();
@@ -214,13 +238,10 @@ FeatureOptions features_from_json(const nlohmann::json& j) {
     else if (key == "stage_first_delta") o.stage_first_delta = value.get<bool>();
     else if (key == "edge_counts") o.edge_counts = value.get<bool>();
     else if (key == "linear_costs") o.linear_costs = value.get<bool>();
-    else if (key == "network_counts")
-      o.network_counts = value.get<bool>();
-    else if (key == "pruned_graph")
-      o.pruned_graph = value.get<bool>();
+    else if (key == "network_counts") o.network_counts = value.get<bool>();
+    else if (key == "pruned_graph") o.pruned_graph = value.get<bool>();
     else if (key == "onehot") o.onehot = value.get<bool>();
-    else
-      throw InvalidArgument(
+    else throw InvalidArgument(
           fmt::format("features: unknown key \"{}\" (expected pairwise, statistics, stage_counts, "
                       "stage_first_apart, stage_first_delta, edge_counts, linear_costs, "
                       "network_counts, pruned_graph, onehot)",
@@ -258,8 +279,7 @@ void check_cost_scale(const nlohmann::json& j, const char* key, const CostMoment
           same(mean[k], now.mean[k]) && same(sd[k], now.sd[k]),
           "features: the model's {} were scaled by mean {} and spread {} for cost {} of space "
           "\"{}\", this build computes {} and {}: it was fitted by another version of the analytic "
-          "costs; "
-          "refit it",
+          "costs; refit it",
           key, mean[k], sd[k], k, space.name(), now.mean[k], now.sd[k]);
     }
   } catch (const nlohmann::json::exception& e) {
@@ -292,63 +312,20 @@ std::vector<float> architecture_features(const SearchSpace& space, const Archite
   if (options.stage_counts || options.edge_counts) {
     const auto& ds = space.decisions();
     const CountGroups g = count_groups(space, options);
-    std::vector<std::size_t> offset(g.size.size() + 1, 0);  // a group's slots: one per option
-    std::vector<std::size_t> width(g.size.size(), 0);
-    for (std::size_t d = 0; d < ds.size(); ++d) width[g.of[d]] = ds[d].options.size();
-    for (std::size_t k = 0; k < g.size.size(); ++k) offset[k + 1] = offset[k] + width[k];
-    std::vector<float> counts(offset.back(), 0.0f);
-    std::vector<float> deltas;  // stage_first_delta: the first blocks' one-hot, scaled
-    std::size_t at = 0;
-    for (std::size_t d = 0; d < ds.size(); ++d) {
-      for (std::size_t i = 0; i < ds[d].options.size(); ++i) counts[offset[g.of[d]] + i] += f[at + i];  // inactive: zeros
-      if (options.stage_first_delta && g.first[d] && g.size[g.of[d]] > 1) {
-        for (std::size_t i = 0; i < ds[d].options.size(); ++i) deltas.push_back(kFirstDeltaScale * f[at + i]);
-      }
-      at += ds[d].options.size();
-    }
-    out.insert(out.end(), counts.begin(), counts.end());
-    out.insert(out.end(), deltas.begin(), deltas.end());
-  }
-  if (options.network_counts) {
-    // Groups of op and value decisions whose names match with every `[k]` index removed.
-    const auto& ds = space.decisions();
-    std::map<std::pair<std::string, std::vector<Value>>, std::size_t> ids;
-    constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-    std::vector<std::size_t> group(ds.size(), kNone), size, width;
-    for (std::size_t d = 0; d < ds.size(); ++d) {
-      if (ds[d].kind != DecisionKind::kOp && ds[d].kind != DecisionKind::kValue) continue;
-      std::string key;
-      const std::string& name = ds[d].name;
-      for (std::size_t i = 0; i < name.size();) {
-        std::size_t j = i + 1;
-        while (name[i] == '[' && j < name.size() &&
-               std::isdigit(static_cast<unsigned char>(name[j])))
-          ++j;
-        if (name[i] == '[' && j > i + 1 && j < name.size() && name[j] == ']') {
-          key += "[*]";
-          i = j + 1;
-        } else {
-          key += name[i++];
+    append_counts(out, f, space, g, 1);
+    if (options.stage_first_delta) {  // the first blocks' one-hot, scaled
+      std::size_t at = 0;
+      for (std::size_t d = 0; d < ds.size(); ++d) {
+        if (g.first[d] && g.size[g.of[d]] > 1) {
+          for (std::size_t i = 0; i < ds[d].options.size(); ++i) out.push_back(kFirstDeltaScale * f[at + i]);
         }
+        at += ds[d].options.size();
       }
-      group[d] = ids.try_emplace({key, ds[d].options}, ids.size()).first->second;
-      size.resize(ids.size(), 0), width.resize(ids.size(), ds[d].options.size());
-      ++size[group[d]];
     }
-    std::vector<std::size_t> offset(size.size() + 1, 0);  // groups of one decision: no slots
-    for (std::size_t g = 0; g < size.size(); ++g)
-      offset[g + 1] = offset[g] + (size[g] > 1 ? width[g] : 0);
-    std::vector<float> counts(offset.back(), 0.0F);
-    std::size_t at = 0;
-    for (std::size_t d = 0; d < ds.size(); ++d) {
-      if (group[d] != kNone && size[group[d]] > 1) {
-        for (std::size_t i = 0; i < ds[d].options.size(); ++i)
-          counts[offset[group[d]] + i] += f[at + i];
-      }
-      at += ds[d].options.size();
-    }
-    out.insert(out.end(), counts.begin(), counts.end());
   }
+  // Groups of op and value decisions whose names match with every `[k]` index removed; a group
+  // of one decision would repeat its one-hot entries and is left out.
+  if (options.network_counts) append_counts(out, f, space, count_groups(space, options, true), 2);
   std::optional<ConcreteNetwork> net;
   std::vector<bool> live;
   if (options.pruned_graph) {
