@@ -2,7 +2,9 @@
 //
 //   nasforge_bench_gate check    BASELINE RUN.json [RUN.json ...]
 //       exit 1 when a tracked benchmark regressed or a target was missed in every run given
-//   nasforge_bench_gate baseline BASELINE RUN.json   rewrite BASELINE's ratios from RUN.json
+//   nasforge_bench_gate baseline BASELINE RUN.json [RUN.json ...]
+//       rewrite BASELINE's ratios: each benchmark's median over the runs of its ratio to the
+//       reference of the same run
 //
 // RUN.json is Google Benchmark's JSON output with repetitions (the fastest repetition of each
 // benchmark is used). Each tracked benchmark's time is divided by the reference benchmark's
@@ -16,6 +18,7 @@
 // on each run by itself and passes when it passes in at least one: ratios are never mixed across
 // runs, since a reference that was fast in one run and a benchmark fast in another would make a
 // ratio neither run saw.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -74,9 +77,7 @@ std::map<std::string, Median> medians(const json& run) {
 }
 
 int usage() {
-  std::fputs("usage: nasforge_bench_gate check BASELINE.json RUN.json [RUN.json ...]\n"
-             "       nasforge_bench_gate baseline BASELINE.json RUN.json\n",
-             stderr);
+  std::fputs("usage: nasforge_bench_gate check|baseline BASELINE.json RUN.json [RUN.json ...]\n", stderr);
   return 2;
 }
 
@@ -156,7 +157,6 @@ int main(int argc, char** argv) {
   if (argc < 4) return usage();
   const std::string mode = argv[1], base_path = argv[2];
   if (mode != "check" && mode != "baseline") return usage();
-  if (mode == "baseline" && argc != 4) return usage();
   try {
     json base = read_json(base_path);
     const std::string ref = base.at("reference").get<std::string>();
@@ -167,14 +167,29 @@ int main(int argc, char** argv) {
     }
 
     if (mode == "baseline") {
-      const double ref_ns = runs[0][ref].real_ns;
+      // Each benchmark's ratio to the reference of its own run, the median over the runs: one
+      // stalled run then moves no baseline.
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        const size_t n = v.size();
+        return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+      };
       json tracked = json::object();
       for (const auto& [name, m] : runs[0]) {
-        if (name != ref) tracked[name] = {{"ratio", m.real_ns / ref_ns}, {"real_ns", m.real_ns}};
+        if (name == ref) continue;
+        std::vector<double> ratios, times;
+        for (size_t i = 0; i < runs.size(); ++i) {
+          auto it = runs[i].find(name);
+          if (it == runs[i].end()) throw std::runtime_error(fmt::format("{}: no benchmark {}", argv[3 + i], name));
+          ratios.push_back(it->second.real_ns / runs[i].at(ref).real_ns);
+          times.push_back(it->second.real_ns);
+        }
+        tracked[name] = {{"ratio", median(ratios)}, {"real_ns", median(times)}};
       }
       base["benchmarks"] = tracked;
       std::ofstream(base_path) << base.dump(2) << "\n";
-      fmt::print("wrote {} tracked benchmarks to {}\n", tracked.size(), base_path);
+      fmt::print("wrote {} tracked benchmarks to {} (median ratio over {} run(s))\n", tracked.size(), base_path,
+                 runs.size());
       return 0;
     }
 

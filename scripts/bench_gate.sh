@@ -2,8 +2,8 @@
 # Runs the benchmarks and compares them with the committed baselines (see docs/performance.md):
 #   build/bin/nasforge_bench       vs benchmarks/baseline.json        (core)
 #   build/bin/nasforge_torch_bench vs benchmarks/baseline_torch.json  (LibTorch; when built)
-# `scripts/bench_gate.sh --update` rewrites the baselines' ratios from a fresh run instead (do
-# it on an idle machine and commit the result with the reason).
+# `scripts/bench_gate.sh --update` rewrites the baselines' ratios from three fresh runs instead
+# (each benchmark's median ratio; do it on an idle machine and commit the result with the reason).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p build/bench
@@ -17,8 +17,10 @@ run() {  # run NAME BINARY REPETITIONS OUT
 }
 gate() {  # gate NAME BINARY REPETITIONS BASELINE
   run "$1" "$2" "$3" "build/bench/$1"
-  if [[ "$MODE" == "--update" ]]; then
-    build/bin/nasforge_bench_gate baseline "$4" "build/bench/$1.json"
+  if [[ "$MODE" == "--update" ]]; then  # the median ratio of three runs
+    run "$1" "$2" "$3" "build/bench/$1.2"
+    run "$1" "$2" "$3" "build/bench/$1.3"
+    build/bin/nasforge_bench_gate baseline "$4" build/bench/"$1"{,.2,.3}.json
     return 0
   fi
   # A shared machine can stall any benchmark of a run; a real regression shows in every run. So

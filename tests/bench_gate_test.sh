@@ -47,6 +47,13 @@ expect 1 "failed in every run: A" "$work/slow_a.json" "$work/fast_ref.json"
 run "$work/mixed1.json" 100 260 100    # A 2.6x (+30%)
 run "$work/mixed2.json" 60 200 100     # A 3.3x, B 1.67x: fails alone
 expect 0 "not in every run: A, B, target B" "$work/mixed1.json" "$work/mixed2.json"
+# A baseline from three runs takes each benchmark's median ratio: the stalled run (A 4.0x)
+# moves nothing.
+cp "$work/base.json" "$work/new.json"
+"$gate" baseline "$work/new.json" "$work/good.json" "$work/slow_a.json" "$work/mixed1.json" | tee "$work/out.txt"
+grep -q "median ratio over 3 run(s)" "$work/out.txt" || { echo "FAIL: baseline message"; exit 1; }
+tr -d ' \n' < "$work/new.json" | grep -q '"A":{"ratio":2.6' || { echo "FAIL: A's median ratio"; exit 1; }
+tr -d ' \n' < "$work/new.json" | grep -q '"B":{"ratio":1.0' || { echo "FAIL: B's median ratio"; exit 1; }
 # Bad input: a run without the reference is an error (exit 2) naming the file.
 echo '{"benchmarks": []}' > "$work/empty.json"
 expect 2 "empty.json: no reference benchmark Ref" "$work/empty.json"
