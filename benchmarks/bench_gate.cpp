@@ -2,6 +2,7 @@
 //
 //   nasforge_bench_gate check    BASELINE RUN.json [RUN.json ...]
 //       exit 1 when a tracked benchmark regressed or a target was missed in every run given
+//       (a run whose denominator stalled does not count; see below)
 //   nasforge_bench_gate baseline BASELINE RUN.json [RUN.json ...]
 //       rewrite BASELINE's ratios: each benchmark's median over the runs of its ratio to the
 //       reference of the same run
@@ -17,7 +18,9 @@
 // Given several runs (scripts/bench_gate.sh measures again after a failure), each check is judged
 // on each run by itself and passes when it passes in at least one: ratios are never mixed across
 // runs, since a reference that was fast in one run and a benchmark fast in another would make a
-// ratio neither run saw.
+// ratio neither run saw. A stall only ever adds time, and a stalled denominator (the reference,
+// or a target's other benchmark) makes every ratio look good; so a pass counts only from a run
+// whose denominator is within kTrustedSlack of its fastest time over the runs given.
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -32,6 +35,11 @@
 using nlohmann::json;
 
 namespace {
+
+// A run's pass counts only when the benchmark it divides by is at most this much slower than
+// in the fastest of the runs given (the fastest repetitions of one benchmark vary by a few
+// percent between quiet runs here; a stall adds 50-100%).
+constexpr double kTrustedSlack = 0.20;
 
 struct Median {
   double real_ns = 0;
@@ -77,7 +85,8 @@ std::map<std::string, Median> medians(const json& run) {
 }
 
 int usage() {
-  std::fputs("usage: nasforge_bench_gate check|baseline BASELINE.json RUN.json [RUN.json ...]\n", stderr);
+  std::fputs("usage: nasforge_bench_gate check|baseline BASELINE.json RUN.json [RUN.json ...]\n",
+             stderr);
   return 2;
 }
 
@@ -86,13 +95,20 @@ struct Verdict {
   std::string key;  // the same check in every run has the same key
   bool ok = false;
   std::string line;
+  bool trusted = true;  // false: its denominator stalled in this run, so a pass does not count
 };
 
-// Every check the baseline asks for, on one run.
-std::vector<Verdict> check_run(const json& base, std::map<std::string, Median>& run, const std::string& ref) {
+// Every check the baseline asks for, on one run. `fastest` holds each benchmark's fastest time
+// over all the runs given, to tell a stalled denominator.
+std::vector<Verdict> check_run(const json& base, const std::map<std::string, Median>& run,
+                               const std::string& ref, double threshold,
+                               const std::map<std::string, double>& fastest) {
   std::vector<Verdict> out;
   const double ref_ns = run.at(ref).real_ns;
-  const double threshold = base.at("threshold").get<double>();
+  auto stalled = [&](const std::string& name, double ns) {
+    return ns > (1 + kTrustedSlack) * fastest.at(name);
+  };
+  const bool ref_stalled = stalled(ref, ref_ns);
   for (const auto& [name, entry] : base.at("benchmarks").items()) {
     auto it = run.find(name);
     if (it == run.end()) {
@@ -103,8 +119,10 @@ std::vector<Verdict> check_run(const json& base, std::map<std::string, Median>& 
     double change = ratio / base_ratio - 1;
     bool bad = change > threshold;
     out.push_back({name, !bad,
-                   fmt::format("{:<36} {:>10.0f}ns {:>10.4f} {:>10.4f} {:>+7.1f}%  {}", name, it->second.real_ns,
-                               ratio, base_ratio, 100 * change, bad ? "REGRESSED" : "ok")});
+                   fmt::format("{:<36} {:>10.0f}ns {:>10.4f} {:>10.4f} {:>+7.1f}%  {}", name,
+                               it->second.real_ns, ratio, base_ratio, 100 * change,
+                               bad ? "REGRESSED" : ref_stalled ? "ok (not counted)" : "ok"),
+                   !ref_stalled});
   }
   const json targets = base.value("targets", json::object());
   for (const auto& [name, t] : targets.items()) {
@@ -130,9 +148,15 @@ std::vector<Verdict> check_run(const json& base, std::map<std::string, Median>& 
       };
       const double r = value(it->second) / value(o->second), max = t.at("max").get<double>();
       const bool missed = r > max;
+      // A counter (peak bytes) does not stall; a time does.
+      const bool trusted = !counter.empty() || !stalled(other, o->second.real_ns);
       out.push_back({key, !missed,
                      fmt::format("target {}: {:.3f}x {}{} (at most {:.2f}x) {}", name, r, other,
-                                 counter.empty() ? "" : " in " + counter, max, missed ? "MISSED" : "met")});
+                                 counter.empty() ? "" : " in " + counter, max,
+                                 missed    ? "MISSED"
+                                 : trusted ? "met"
+                                           : "met (not counted: " + other + " stalled in this run)"),
+                     trusted});
     } else if (t.contains("max_real_ns") && it->second.real_ns > t["max_real_ns"].get<double>()) {
       out.push_back({key, false,
                      fmt::format("target {}: {:.0f} ns > {:.0f} ns MISSED", name, it->second.real_ns,
@@ -175,7 +199,7 @@ int main(int argc, char** argv) {
         return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
       };
       json tracked = json::object();
-      for (const auto& [name, m] : runs[0]) {
+      for (const auto& [name, unused] : runs[0]) {
         if (name == ref) continue;
         std::vector<double> ratios, times;
         for (size_t i = 0; i < runs.size(); ++i) {
@@ -193,20 +217,34 @@ int main(int argc, char** argv) {
       return 0;
     }
 
-    // A check passes when it passes in at least one run: a slow spell of a shared host stalls one
-    // run's benchmarks at random, while a real regression or a missed target shows in every run.
-    std::map<std::string, int> passes;  // key -> runs it passed in
+    // A check passes when it passes in at least one run whose denominator did not stall: a slow
+    // spell of a shared host stalls one run's benchmarks at random, while a real regression or a
+    // missed target shows in most runs, and a stalled denominator cannot hide it.
+    std::map<std::string, int> passes;  // key -> runs it passed in (and counted)
     std::vector<std::string> order;     // keys in the baseline's order
     const double threshold = base.at("threshold").get<double>();
+    std::map<std::string, double> fastest;  // each benchmark's fastest time over the runs
+    for (const auto& run : runs) {
+      for (const auto& [name, m] : run) {
+        auto [it, fresh] = fastest.emplace(name, m.real_ns);
+        if (!fresh) it->second = std::min(it->second, m.real_ns);
+      }
+    }
     for (size_t i = 0; i < runs.size(); ++i) {
       if (runs.size() > 1) fmt::print("run {} of {}: {}\n", i + 1, runs.size(), argv[3 + i]);
-      fmt::print("{:<36} {:>12} {:>10} {:>10} {:>8}  {}\n", "benchmark", "fastest", "ratio", "baseline", "change",
-                 "verdict");
+      const double ref_ns = runs[i].at(ref).real_ns;
+      if (ref_ns > (1 + kTrustedSlack) * fastest.at(ref)) {
+        fmt::print("warning: the reference {} took {:+.0f}% longer than in the fastest run; this "
+                   "run's ratios are too low, so its passes do not count\n",
+                   ref, 100 * (ref_ns / fastest.at(ref) - 1));
+      }
+      fmt::print("{:<36} {:>12} {:>10} {:>10} {:>8}  {}\n", "benchmark", "fastest", "ratio",
+                 "baseline", "change", "verdict");
       int failures = 0;
-      for (const auto& v : check_run(base, runs[i], ref)) {
+      for (const auto& v : check_run(base, runs[i], ref, threshold, fastest)) {
         fmt::print("{}\n", v.line);
         if (!passes.count(v.key)) order.push_back(v.key);
-        passes[v.key] += v.ok;
+        passes[v.key] += v.ok && v.trusted;
         failures += !v.ok;
       }
       fmt::print("threshold +{:.0f}% relative to {}; {}\n", 100 * threshold, ref,
@@ -223,7 +261,8 @@ int main(int argc, char** argv) {
         if (!some.empty()) fmt::print(" (not in every run: {})", fmt::join(some, ", "));
         fmt::print("\n");
       } else {
-        fmt::print("over {} runs, failed in every run: {}\n", runs.size(), fmt::join(failed, ", "));
+        fmt::print("over {} runs, passed in no counted run: {}\n", runs.size(),
+                   fmt::join(failed, ", "));
       }
     }
     return failed.empty() ? 0 : 1;
