@@ -9,9 +9,12 @@
 #include <sstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "nasforge/costs.h"
 #include "nasforge/evaluator.h"
 #include "nasforge/pareto.h"
+#include "nasforge/predictor.h"
 #include "nasforge/random.h"
 #include "nasforge/search_space.h"
 #include "nasforge/strategy.h"
@@ -212,5 +215,86 @@ void BM_AskTell(benchmark::State& state, const char* strategy) {
 BENCHMARK_CAPTURE(BM_AskTell, random, "random");
 BENCHMARK_CAPTURE(BM_AskTell, rea, "rea");
 BENCHMARK_CAPTURE(BM_AskTell, nsga2, "nsga2");
+
+// ---- learned predictors on the whole NB201 space ----------------------------------------------
+
+// Every NB201 architecture with a latency: the Pixel 3 column of the shared table (measured,
+// ../shared/data/nb201/nb201_latency_ms.csv) where it is present, else the analytic MACs, so
+// the benchmark runs anywhere (the fit's cost hardly depends on the targets' values). Rows in a
+// seeded random order: the first ones train, the rest are predicted, as `nasforge predictor
+// fit --train N` does.
+struct PredictorRows {
+  std::vector<nasforge::Architecture> archs;
+  std::vector<double> y;
+};
+const PredictorRows& nb201_rows() {
+  static const PredictorRows rows = [] {
+    const auto& sp = space("nb201");
+    PredictorRows r;
+    const std::string csv = std::string(NASFORGE_SOURCE_DIR) + "/../shared/data/nb201/nb201_latency_ms.csv";
+    if (std::filesystem::exists(csv)) {
+      nasforge::TableEvaluator table(sp);
+      table.add_csv(csv, {"pixel3"}, "arch_str");
+      for (const auto& [arch, metrics] : table.known()) {
+        r.archs.push_back(arch);
+        r.y.push_back(metrics.at("pixel3"));
+      }
+    } else {
+      sp.for_each([&](const nasforge::Architecture& a) {
+        r.archs.push_back(a);
+        r.y.push_back(static_cast<double>(nasforge::analytic_costs(sp.resolve(a)).macs));
+      });
+    }
+    nasforge::Rng rng(7);
+    for (std::size_t i = r.archs.size(); i > 1; --i) {
+      const std::size_t j = rng.uniform(i);
+      std::swap(r.archs[i - 1], r.archs[j]);
+      std::swap(r.y[i - 1], r.y[j]);
+    }
+    return r;
+  }();
+  return rows;
+}
+
+// Encoding all 15,625 architectures with the default features (the one-hot encoding).
+void BM_EncodeFeatures_nb201(benchmark::State& state) {
+  const auto& sp = space("nb201");
+  const auto& rows = nb201_rows();
+  for (auto _ : state) {
+    std::vector<std::vector<float>> x;
+    x.reserve(rows.archs.size());
+    for (const auto& a : rows.archs) x.push_back(nasforge::architecture_features(sp, a, {}));
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows.archs.size()));
+}
+BENCHMARK(BM_EncodeFeatures_nb201)->Unit(benchmark::kMillisecond);
+
+// Fit on the first `train` rows and predict the rest: together every one of the 15,625
+// architectures (the issue's target: under a second for ridge and GBDT). Ridge chooses its
+// lambda by exact leave-one-out error; GBDT is the library's default (300 rounds, depth 6,
+// one thread).
+void BM_PredictorFitPredict(benchmark::State& state, const char* kind, const char* options) {
+  const auto& sp = space("nb201");
+  const auto& rows = nb201_rows();
+  const auto train = static_cast<std::size_t>(state.range(0));
+  std::vector<std::vector<float>> xt, xv;
+  for (std::size_t i = 0; i < rows.archs.size(); ++i) {
+    (i < train ? xt : xv).push_back(nasforge::architecture_features(sp, rows.archs[i], {}));
+  }
+  const std::vector<double> yt(rows.y.begin(), rows.y.begin() + static_cast<std::ptrdiff_t>(train));
+  for (auto _ : state) {
+    auto model = nasforge::make_predictor(kind, nlohmann::json::parse(options));
+    model->fit(xt, yt);
+    auto predicted = model->predict_batch(xv);
+    benchmark::DoNotOptimize(predicted.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(rows.archs.size()));
+}
+BENCHMARK_CAPTURE(BM_PredictorFitPredict, ridge, "ridge", R"({"lambda": "auto"})")
+    ->Arg(100)
+    ->Arg(15000)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PredictorFitPredict, gbdt, "gbdt", "{}")->Arg(100)->Arg(15000)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
