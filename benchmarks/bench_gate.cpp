@@ -219,7 +219,8 @@ int main(int argc, char** argv) {
 
     // A check passes when it passes in at least one run whose denominator did not stall: a slow
     // spell of a shared host stalls one run's benchmarks at random, while a real regression or a
-    // missed target shows in most runs, and a stalled denominator cannot hide it.
+    // missed target shows in most runs, and a denominator that stalled against the other runs
+    // given cannot hide it (a single run is taken as it is).
     std::map<std::string, int> passes;  // key -> runs it passed in (and counted)
     std::vector<std::string> order;     // keys in the baseline's order
     const double threshold = base.at("threshold").get<double>();

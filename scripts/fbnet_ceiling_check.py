@@ -10,7 +10,8 @@ Not part of the build or of CI; needs numpy (Debian python3-numpy). Reproduces, 
      network-wide counts), 100 training rows, medians over 10 seeds;
   3. a neighbour column's complete additive fit as one more nearly unpenalised feature.
 Every ridge's lambda is chosen by exact leave-one-out error on its training rows (as
-RidgeRegression::leave_one_out() does), from 1e-3 to 1000.
+RidgeRegression::leave_one_out() does), from 1e-3 to 1000, except the neighbour's complete fit
+in 3, at 1e-3 like the library's additive ceiling.
 The analytic costs here are this script's approximation of FBNet's blocks, not the library's.
     /usr/bin/python3 scripts/fbnet_ceiling_check.py [SHARED_DATA_DIR]   (a python3 with numpy)
 """
@@ -106,8 +107,9 @@ for j in range(22):
 firsts = [j for j in range(22) if (j == 0 or stage_of[j] != stage_of[j - 1]) and STAGES[stage_of[j]][1] > 1]
 deviations = np.hstack([onehot[:, j * 9:(j + 1) * 9] * 0.31622777 for j in firsts])
 # MACs, params, activation bytes, layers with MACs. The library's fifth, all layers, counts its
-# own decomposition of each block into layers; it is a sum of per-op constants over positions,
-# so the counts below already span it, and this script leaves it out.
+# own decomposition of each block into layers; it is a sum of per-(position, op) constants
+# (a skip projects only where the width or stride changes), so the stage counts with the first
+# blocks' deviations span it nearly, and this script leaves it out.
 linear = standardised(np.stack([C[:, :, 0].sum(1), C[:, :, 2].sum(1), C[:, :, 1].sum(1),
                                 C[:, :, 3].sum(1)], 1), 10.0)
 base = np.hstack([stage_counts, deviations, linear, counts])
