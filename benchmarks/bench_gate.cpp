@@ -41,6 +41,11 @@ namespace {
 // percent between quiet runs here; a stall adds 50-100%).
 constexpr double kTrustedSlack = 0.20;
 
+// True when `ns`, a time of benchmark `name` in one run, is a stall against the runs given.
+bool stalled(const std::map<std::string, double>& fastest, const std::string& name, double ns) {
+  return ns > (1 + kTrustedSlack) * fastest.at(name);
+}
+
 struct Median {
   double real_ns = 0;
   double items_per_second = 0;
@@ -105,10 +110,7 @@ std::vector<Verdict> check_run(const json& base, const std::map<std::string, Med
                                const std::map<std::string, double>& fastest) {
   std::vector<Verdict> out;
   const double ref_ns = run.at(ref).real_ns;
-  auto stalled = [&](const std::string& name, double ns) {
-    return ns > (1 + kTrustedSlack) * fastest.at(name);
-  };
-  const bool ref_stalled = stalled(ref, ref_ns);
+  const bool ref_stalled = stalled(fastest, ref, ref_ns);
   for (const auto& [name, entry] : base.at("benchmarks").items()) {
     auto it = run.find(name);
     if (it == run.end()) {
@@ -149,7 +151,7 @@ std::vector<Verdict> check_run(const json& base, const std::map<std::string, Med
       const double r = value(it->second) / value(o->second), max = t.at("max").get<double>();
       const bool missed = r > max;
       // A counter (peak bytes) does not stall; a time does.
-      const bool trusted = !counter.empty() || !stalled(other, o->second.real_ns);
+      const bool trusted = !counter.empty() || !stalled(fastest, other, o->second.real_ns);
       out.push_back({key, !missed,
                      fmt::format("target {}: {:.3f}x {}{} (at most {:.2f}x) {}", name, r, other,
                                  counter.empty() ? "" : " in " + counter, max,
@@ -234,7 +236,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < runs.size(); ++i) {
       if (runs.size() > 1) fmt::print("run {} of {}: {}\n", i + 1, runs.size(), argv[3 + i]);
       const double ref_ns = runs[i].at(ref).real_ns;
-      if (ref_ns > (1 + kTrustedSlack) * fastest.at(ref)) {
+      if (stalled(fastest, ref, ref_ns)) {
         fmt::print("warning: the reference {} took {:+.0f}% longer than in the fastest run; this "
                    "run's ratios are too low, so its passes do not count\n",
                    ref, 100 * (ref_ns / fastest.at(ref) - 1));
